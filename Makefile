@@ -1,0 +1,27 @@
+# ONNX Runtime: ONNXRUNTIME_LIB overrides the library that `make ort` installs.
+ORT_LIB := $(or $(ONNXRUNTIME_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
+export ONNXRUNTIME_LIB := $(ORT_LIB)
+export CGO_ENABLED := 1
+
+.PHONY: ort test demo bench vet fmt models
+
+ort:
+	@bash scripts/install-ort.sh
+
+vet:
+	go vet ./...
+
+test: ort
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	go vet ./...
+	go test -race -timeout 30m ./...
+
+demo: ort
+	go run ./examples/quickstart
+
+bench: ort
+	go test -run '^$$' -bench . -benchmem ./...
+
+# Regenerates the committed test models (needs Debian's python3-onnx).
+models:
+	/usr/bin/python3 testdata/models/gen_models.py testdata/models
