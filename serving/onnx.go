@@ -1,0 +1,510 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	ortenv "github.com/quiverml/quiver/internal/ort"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// liveSessions counts ONNX Runtime sessions that are open in this process.
+var liveSessions atomic.Int64
+
+// LiveSessions returns how many ONNX Runtime sessions are open in this
+// process: a leak check for code that loads and closes models.
+func LiveSessions() int64 { return liveSessions.Load() }
+
+// ONNXModel is a Model backed by one ONNX Runtime session. Predict may be
+// called from many goroutines at once: ONNX Runtime runs them concurrently on
+// the same session.
+type ONNXModel struct {
+	info    Info
+	sig     *graphSignature
+	session *ort.DynamicAdvancedSession
+	inNames []string
+	outIdx  map[string]int
+
+	mu     sync.RWMutex // held for reading by every run, for writing by Close
+	closed bool
+}
+
+var _ Model = (*ONNXModel)(nil)
+
+// Load reads an ONNX model file and opens it on ONNX Runtime.
+func Load(path string, opts Options) (*ONNXModel, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrModel, err)
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(path)
+	}
+	return LoadBytes(data, opts)
+}
+
+// LoadBytes opens an ONNX model held in memory on ONNX Runtime. data is not
+// retained.
+func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = "model"
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w %q: empty model data", ErrModel, opts.Name)
+	}
+	if err := ortenv.Init(opts.LibraryPath); err != nil {
+		return nil, fmt.Errorf("serving: %w", err)
+	}
+	sig, err := parseSignature(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: not an ONNX model: %v", ErrModel, opts.Name, err)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrModel, opts.Name, err)
+	}
+	m := &ONNXModel{sig: sig, outIdx: map[string]int{}}
+	m.info = Info{Name: opts.Name, Requested: string(opts.Provider)}
+	for _, in := range ins {
+		m.info.Inputs = append(m.info.Inputs, ioInfo(in))
+		m.inNames = append(m.inNames, in.Name)
+	}
+	outNames := make([]string, 0, len(outs))
+	for i, out := range outs {
+		m.info.Outputs = append(m.info.Outputs, ioInfo(out))
+		outNames = append(outNames, out.Name)
+		m.outIdx[out.Name] = i
+	}
+	m.info.Batchable, m.info.BatchReason = batchability(m.info, sig)
+
+	so, provider, err := sessionOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	m.info.Provider = string(provider)
+	session, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.inNames, outNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrModel, opts.Name, err)
+	}
+	m.session = session
+	liveSessions.Add(1)
+	if err := m.readMetadata(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if opts.WarmUp {
+		if err := m.warmUp(); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("serving: warm-up of %q failed: %w", opts.Name, err)
+		}
+		opts.Logger.Debug("serving: model warmed up", "model", opts.Name)
+	}
+	opts.Logger.Debug("serving: model loaded", "model", opts.Name, "provider", provider,
+		"inputs", len(m.info.Inputs), "outputs", len(m.info.Outputs), "batchable", m.info.Batchable)
+	return m, nil
+}
+
+func ioInfo(in ort.InputOutputInfo) IOInfo {
+	io := IOInfo{Name: in.Name}
+	switch in.OrtValueType {
+	case ort.ONNXTypeTensor:
+		io.Kind = KindTensor
+		io.ElementType = ElementType(in.DataType)
+		io.Shape = append([]int64{}, in.Dimensions...)
+	case ort.ONNXTypeSequence:
+		io.Kind = KindSequence
+	case ort.ONNXTypeMap:
+		io.Kind = KindMap
+	default:
+		io.Kind = KindOther
+	}
+	return io
+}
+
+// batchability decides whether requests can be merged along axis 0: every
+// input and tensor output must have a dynamic leading axis, and when the
+// model names those axes, all must carry the same name.
+func batchability(info Info, sig *graphSignature) (bool, string) {
+	if len(info.Inputs) == 0 {
+		return false, "model has no inputs"
+	}
+	name := ""
+	check := func(io IOInfo, what string) string {
+		if io.Kind != KindTensor {
+			if what == "input" {
+				return fmt.Sprintf("input %q is a %s, not a tensor", io.Name, io.Kind)
+			}
+			return "" // sequences are split by element when their length is the batch size
+		}
+		if len(io.Shape) == 0 {
+			return fmt.Sprintf("%s %q is a scalar, it has no batch axis", what, io.Name)
+		}
+		if io.Shape[0] >= 0 {
+			return fmt.Sprintf("%s %q has a fixed first axis of size %d", what, io.Name, io.Shape[0])
+		}
+		if d := sig.dims[io.Name]; len(d) > 0 && d[0].param != "" {
+			if name == "" {
+				name = d[0].param
+			} else if d[0].param != name {
+				return fmt.Sprintf("%s %q has first axis %q, other tensors have %q", what, io.Name, d[0].param, name)
+			}
+		}
+		return ""
+	}
+	for _, in := range info.Inputs {
+		if r := check(in, "input"); r != "" {
+			return false, r
+		}
+	}
+	for _, out := range info.Outputs {
+		if r := check(out, "output"); r != "" {
+			return false, r
+		}
+	}
+	return true, ""
+}
+
+func (m *ONNXModel) readMetadata() error {
+	md, err := m.session.GetModelMetadata()
+	if err != nil {
+		return fmt.Errorf("%w %q: reading metadata: %v", ErrModel, m.info.Name, err)
+	}
+	defer md.Destroy()
+	m.info.Producer, _ = md.GetProducerName()
+	m.info.GraphName, _ = md.GetGraphName()
+	m.info.Domain, _ = md.GetDomain()
+	m.info.Description, _ = md.GetDescription()
+	m.info.Version, _ = md.GetVersion()
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return fmt.Errorf("%w %q: reading custom metadata: %v", ErrModel, m.info.Name, err)
+	}
+	m.info.Custom = make(map[string]string, len(keys))
+	for _, k := range keys {
+		if v, ok, err := md.LookupCustomMetadataMap(k); err == nil && ok {
+			m.info.Custom[k] = v
+		}
+	}
+	return nil
+}
+
+// Info describes the model. The returned value shares nothing with the model.
+func (m *ONNXModel) Info() Info { return cloneInfo(m.info) }
+
+func cloneInfo(i Info) Info {
+	c := i
+	c.Inputs = make([]IOInfo, len(i.Inputs))
+	for k, io := range i.Inputs {
+		io.Shape = append([]int64(nil), io.Shape...)
+		c.Inputs[k] = io
+	}
+	c.Outputs = make([]IOInfo, len(i.Outputs))
+	for k, io := range i.Outputs {
+		io.Shape = append([]int64(nil), io.Shape...)
+		c.Outputs[k] = io
+	}
+	c.Custom = make(map[string]string, len(i.Custom))
+	for k, v := range i.Custom {
+		c.Custom[k] = v
+	}
+	return c
+}
+
+// Predict validates inputs against the model's signature, then runs it. A
+// cancelled ctx terminates a run in progress.
+func (m *ONNXModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("serving: %s: %w", m.info.Name, err)
+	}
+	if err := Validate(m.info, inputs); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.run(ctx, inputs)
+}
+
+func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
+	in := make([]ort.Value, len(m.inNames))
+	defer func() {
+		for _, v := range in {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, name := range m.inNames {
+		v, err := toORT(inputs[name])
+		if err != nil {
+			return nil, &InputError{Input: name, Kind: ErrInput, Got: err.Error(), Want: "a tensor ONNX Runtime accepts"}
+		}
+		in[i] = v
+	}
+	out, err := m.preallocateOutputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, v := range out {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+
+	var ro *ort.RunOptions
+	if ctx.Done() != nil {
+		ro, err = ort.NewRunOptions()
+		if err != nil {
+			return nil, fmt.Errorf("serving: %s: run options: %v", m.info.Name, err)
+		}
+		defer ro.Destroy()
+		stop := context.AfterFunc(ctx, func() { ro.Terminate() })
+		defer stop()
+	}
+	if err := m.session.RunWithOptions(in, out, ro); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("serving: %s: run terminated: %w", m.info.Name, ctxErr)
+		}
+		return nil, &RunError{Model: m.info.Name, Err: err}
+	}
+	res := make(map[string]Value, len(out))
+	for i, v := range out {
+		gv, err := fromORT(v)
+		if err != nil {
+			return nil, &RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", m.info.Outputs[i].Name, err)}
+		}
+		res[m.info.Outputs[i].Name] = gv
+	}
+	return res, nil
+}
+
+// RunError wraps an error ONNX Runtime returned while running a model.
+type RunError struct {
+	Model string
+	Err   error
+}
+
+func (e *RunError) Error() string { return fmt.Sprintf("serving: %s: run failed: %v", e.Model, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *RunError) Unwrap() error { return e.Err }
+
+// preallocateOutputs allocates the outputs whose shape is known before the
+// run. ONNX Runtime would allocate them itself, but the Go binding cannot
+// hand back scalars or 16-bit float tensors it allocated, so those are bound
+// to Go-owned buffers here. Other outputs are left nil for the runtime.
+func (m *ONNXModel) preallocateOutputs(inputs map[string]Tensor) ([]ort.Value, error) {
+	out := make([]ort.Value, len(m.info.Outputs))
+	for i, o := range m.info.Outputs {
+		if o.Kind != KindTensor {
+			continue
+		}
+		if len(o.Shape) != 0 && !needsGoBuffer(o.ElementType) {
+			continue
+		}
+		shape, ok := m.inferShape(o, inputs)
+		if !ok {
+			continue // fromORT reports the binding's limitation if it bites
+		}
+		v, err := emptyORT(o.ElementType, shape)
+		if err != nil {
+			for _, v := range out {
+				if v != nil {
+					v.Destroy()
+				}
+			}
+			return nil, &RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", o.Name, err)}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// inferShape resolves an output's shape from its fixed dimensions and from
+// symbolic dimensions it shares with an input.
+func (m *ONNXModel) inferShape(o IOInfo, inputs map[string]Tensor) ([]int64, bool) {
+	shape := make([]int64, len(o.Shape))
+	odims := m.sig.dims[o.Name]
+	for k, d := range o.Shape {
+		if d >= 0 {
+			shape[k] = d
+			continue
+		}
+		if k >= len(odims) || odims[k].param == "" {
+			return nil, false
+		}
+		found := false
+		for _, in := range m.info.Inputs {
+			for j, id := range m.sig.dims[in.Name] {
+				if id.param == odims[k].param && j < len(inputs[in.Name].Shape) {
+					shape[k], found = inputs[in.Name].Shape[j], true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return shape, true
+}
+
+func (m *ONNXModel) warmUp() error {
+	inputs := make(map[string]Tensor, len(m.info.Inputs))
+	for _, in := range m.info.Inputs {
+		if in.Kind != KindTensor {
+			return fmt.Errorf("input %q is a %s; warm-up needs tensor inputs", in.Name, in.Kind)
+		}
+		shape := make([]int64, len(in.Shape))
+		n := 1
+		for k, d := range in.Shape {
+			if d < 0 {
+				d = 1
+			}
+			shape[k] = d
+			n *= int(d)
+		}
+		inputs[in.Name] = Tensor{Shape: shape, Data: zeros(in.ElementType, n)}
+	}
+	_, err := m.Predict(context.Background(), inputs)
+	return err
+}
+
+// Close waits for runs in progress, then frees the session. It is safe to
+// call more than once and from several goroutines; calls after the first
+// return nil.
+func (m *ONNXModel) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	if m.session == nil {
+		return nil
+	}
+	liveSessions.Add(-1)
+	if err := m.session.Destroy(); err != nil {
+		return fmt.Errorf("serving: %s: destroying session: %w", m.info.Name, err)
+	}
+	return nil
+}
+
+// providerError classifies an error from appending an execution provider.
+func providerError(p Provider, err error) error {
+	return fmt.Errorf("%w: %s: %v", ErrProviderUnavailable, p, err)
+}
+
+func sessionOptions(opts Options) (*ort.SessionOptions, Provider, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, "", fmt.Errorf("serving: session options: %w", err)
+	}
+	fail := func(err error) (*ort.SessionOptions, Provider, error) {
+		so.Destroy()
+		return nil, "", err
+	}
+	if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+		return fail(fmt.Errorf("serving: intra-op threads: %w", err))
+	}
+	if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+		return fail(fmt.Errorf("serving: inter-op threads: %w", err))
+	}
+	if err := so.SetCpuMemArena(!opts.DisableCPUArena); err != nil {
+		return fail(fmt.Errorf("serving: CPU arena: %w", err))
+	}
+	level := map[GraphOptimization]ort.GraphOptimizationLevel{
+		OptimizeDefault:  ort.GraphOptimizationLevelEnableAll,
+		OptimizeNone:     ort.GraphOptimizationLevelDisableAll,
+		OptimizeBasic:    ort.GraphOptimizationLevelEnableBasic,
+		OptimizeExtended: ort.GraphOptimizationLevelEnableExtended,
+		OptimizeAll:      ort.GraphOptimizationLevelEnableAll,
+	}[opts.GraphOptimization]
+	if err := so.SetGraphOptimizationLevel(level); err != nil {
+		return fail(fmt.Errorf("serving: graph optimization: %w", err))
+	}
+	var perr error
+	switch opts.Provider {
+	case ProviderCUDA:
+		perr = appendCUDA(so, opts.CUDA)
+	case ProviderTensorRT:
+		perr = appendTensorRT(so, opts.TensorRT)
+		if perr == nil {
+			// TensorRT hands unsupported nodes to CUDA, as ONNX Runtime recommends.
+			perr = appendCUDA(so, opts.CUDA)
+		}
+	}
+	if perr == nil {
+		return so, opts.Provider, nil
+	}
+	if !opts.AllowCPUFallback {
+		return fail(providerError(opts.Provider, perr))
+	}
+	opts.Logger.Warn("serving: execution provider unavailable, falling back to CPU",
+		"model", opts.Name, "provider", opts.Provider, "error", perr)
+	// Start over so no half-registered provider is left behind.
+	so.Destroy()
+	cpu := opts
+	cpu.Provider = ProviderCPU
+	so, _, err = sessionOptions(cpu)
+	return so, ProviderCPU, err
+}
+
+func appendCUDA(so *ort.SessionOptions, c CUDAOptions) error {
+	co, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer co.Destroy()
+	kv := map[string]string{"device_id": strconv.Itoa(c.DeviceID)}
+	if c.MemoryLimit > 0 {
+		kv["gpu_mem_limit"] = strconv.FormatUint(c.MemoryLimit, 10)
+	}
+	if c.ConvAlgoSearch != "" {
+		kv["cudnn_conv_algo_search"] = c.ConvAlgoSearch
+	}
+	if err := co.Update(kv); err != nil {
+		return err
+	}
+	return so.AppendExecutionProviderCUDA(co)
+}
+
+func appendTensorRT(so *ort.SessionOptions, t TensorRTOptions) error {
+	to, err := ort.NewTensorRTProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer to.Destroy()
+	kv := map[string]string{"device_id": strconv.Itoa(t.DeviceID)}
+	if t.FP16 {
+		kv["trt_fp16_enable"] = "1"
+	}
+	if t.EngineCachePath != "" {
+		kv["trt_engine_cache_enable"] = "1"
+		kv["trt_engine_cache_path"] = t.EngineCachePath
+	}
+	if t.MaxWorkspaceSize > 0 {
+		kv["trt_max_workspace_size"] = strconv.FormatUint(t.MaxWorkspaceSize, 10)
+	}
+	if err := to.Update(kv); err != nil {
+		return err
+	}
+	return so.AppendExecutionProviderTensorRT(to)
+}

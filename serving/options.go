@@ -1,0 +1,125 @@
+package serving
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// Provider names an ONNX Runtime execution provider.
+type Provider string
+
+// Execution providers.
+const (
+	ProviderCPU      Provider = "CPU"
+	ProviderCUDA     Provider = "CUDA"
+	ProviderTensorRT Provider = "TensorRT"
+)
+
+// GraphOptimization is ONNX Runtime's graph optimisation level.
+type GraphOptimization int
+
+// Graph optimisation levels. The zero value, OptimizeDefault, means OptimizeAll.
+const (
+	OptimizeDefault GraphOptimization = iota
+	OptimizeNone
+	OptimizeBasic
+	OptimizeExtended
+	OptimizeAll
+)
+
+// Options configure a model loaded on ONNX Runtime. The zero value suits a
+// small machine: one intra-op and one inter-op thread per session (run
+// concurrency comes from the batcher's batches in flight, not from threads
+// fighting over two cores), all graph optimisations, the CPU memory arena on,
+// the CPU execution provider, no warm-up.
+type Options struct {
+	// Name identifies the model in Info, logs and metrics. Default: the
+	// file name for Load, "model" for LoadBytes.
+	Name string
+	// LibraryPath is the ONNX Runtime shared library. Default: the
+	// ONNXRUNTIME_LIB environment variable, then the usual system paths.
+	// The first model loaded in a process fixes the library.
+	LibraryPath string
+	// IntraOpThreads is the number of threads one operator may use. Default 1.
+	IntraOpThreads int
+	// InterOpThreads is the number of threads running independent operators
+	// in parallel. Default 1.
+	InterOpThreads int
+	// GraphOptimization is the graph optimisation level. Default OptimizeAll.
+	GraphOptimization GraphOptimization
+	// DisableCPUArena turns off ONNX Runtime's CPU memory arena, trading some
+	// speed for memory returned to the system after each run. Default: arena on.
+	DisableCPUArena bool
+	// Provider is the execution provider. Default ProviderCPU.
+	Provider Provider
+	// CUDA configures ProviderCUDA (and the CUDA fallback of TensorRT).
+	CUDA CUDAOptions
+	// TensorRT configures ProviderTensorRT.
+	TensorRT TensorRTOptions
+	// AllowCPUFallback lets a model whose provider is unavailable run on the
+	// CPU instead of failing with ErrProviderUnavailable. The fallback is
+	// logged and reported by Info().Provider.
+	AllowCPUFallback bool
+	// WarmUp runs the model once on zero-filled inputs (one row on dynamic
+	// axes) after loading, so the first request does not pay for lazy
+	// initialisation. A warm-up failure fails the load.
+	WarmUp bool
+	// Logger receives load, fallback and warm-up messages. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// CUDAOptions configure the CUDA execution provider.
+type CUDAOptions struct {
+	// DeviceID selects the GPU. Default 0.
+	DeviceID int
+	// MemoryLimit caps the provider's memory arena in bytes. Default 0: no limit.
+	MemoryLimit uint64
+	// ConvAlgoSearch is cuDNN's convolution algorithm search: "EXHAUSTIVE",
+	// "HEURISTIC" or "DEFAULT". Default "" leaves ONNX Runtime's default
+	// (EXHAUSTIVE).
+	ConvAlgoSearch string
+}
+
+// TensorRTOptions configure the TensorRT execution provider.
+type TensorRTOptions struct {
+	// DeviceID selects the GPU. Default 0.
+	DeviceID int
+	// FP16 lets TensorRT build float16 engines. Default false.
+	FP16 bool
+	// EngineCachePath, when set, caches built engines in that folder.
+	EngineCachePath string
+	// MaxWorkspaceSize in bytes. Default 0: ONNX Runtime's default.
+	MaxWorkspaceSize uint64
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
+		return o, fmt.Errorf("serving: thread counts must be >= 0, got intra-op %d, inter-op %d", o.IntraOpThreads, o.InterOpThreads)
+	}
+	if o.IntraOpThreads == 0 {
+		o.IntraOpThreads = 1
+	}
+	if o.InterOpThreads == 0 {
+		o.InterOpThreads = 1
+	}
+	if o.Provider == "" {
+		o.Provider = ProviderCPU
+	}
+	switch o.Provider {
+	case ProviderCPU, ProviderCUDA, ProviderTensorRT:
+	default:
+		return o, fmt.Errorf("serving: unknown execution provider %q, want CPU, CUDA or TensorRT", o.Provider)
+	}
+	switch o.CUDA.ConvAlgoSearch {
+	case "", "EXHAUSTIVE", "HEURISTIC", "DEFAULT":
+	default:
+		return o, fmt.Errorf("serving: CUDA.ConvAlgoSearch %q, want EXHAUSTIVE, HEURISTIC or DEFAULT", o.CUDA.ConvAlgoSearch)
+	}
+	if o.GraphOptimization < OptimizeDefault || o.GraphOptimization > OptimizeAll {
+		return o, fmt.Errorf("serving: unknown graph optimization level %d", o.GraphOptimization)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
