@@ -1,0 +1,127 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+)
+
+// DefaultInt4BlockSize is the block size QuantizeInt4 uses when given 0: 32,
+// as in llama.cpp Q4_0 and the usual ONNX Runtime MatMulNBits setting.
+const DefaultInt4BlockSize = 32
+
+// Int4Blocks is a block-wise symmetric 4-bit quantization of N float32
+// values. Each block of BlockSize consecutive values has one float32 scale;
+// a value is stored as an unsigned nibble u in [0, 15] that stands for
+// (u - 8) · scale. Two values share a byte: element 2i in the low nibble of
+// Data[i], element 2i+1 in the high nibble, which is the layout of ONNX
+// Runtime's MatMulNBits (bits=4, default zero point 8). The last block may
+// be shorter than BlockSize.
+type Int4Blocks struct {
+	N         int       // number of values
+	BlockSize int       // values per scale
+	Scales    []float32 // one per block: ceil(N / BlockSize)
+	Data      []byte    // packed nibbles: ceil(N / 2)
+}
+
+// QuantizeInt4 quantizes x block by block. Like llama.cpp Q4_0, a block's
+// scale is m / -8 where m is its value of largest magnitude (sign kept), so
+// that value maps exactly onto -8 and the rest of the block uses [-8, 7];
+// rounding is half to even. An all-zero block gets scale 0 and decodes to
+// zeros. blockSize 0 means DefaultInt4BlockSize. NaN or ±Inf in x gives
+// ErrNonFinite; empty x gives an empty result.
+func QuantizeInt4(x []float32, blockSize int) (*Int4Blocks, error) {
+	if blockSize == 0 {
+		blockSize = DefaultInt4BlockSize
+	}
+	if blockSize < 0 {
+		return nil, fmt.Errorf("%w: int4 block size %d, want > 0", ErrShape, blockSize)
+	}
+	for i, v := range x {
+		if isNonFinite(v) {
+			return nil, fmt.Errorf("%w: x[%d] is %v", ErrNonFinite, i, v)
+		}
+	}
+	nb := (len(x) + blockSize - 1) / blockSize
+	b := &Int4Blocks{N: len(x), BlockSize: blockSize, Scales: make([]float32, nb), Data: make([]byte, (len(x)+1)/2)}
+	for k := 0; k < nb; k++ {
+		start := k * blockSize
+		blk := x[start:min(start+blockSize, len(x))]
+		var m float32
+		for _, v := range blk {
+			if abs32(v) > abs32(m) {
+				m = v
+			}
+		}
+		d := m / -8
+		if d == 0 || isNonFinite(1/d) {
+			// All zero, or so small that 1/d overflows: encode zeros.
+			d = 0
+		}
+		b.Scales[k] = d
+		inv := float32(0)
+		if d != 0 {
+			inv = 1 / d
+		}
+		for j, v := range blk {
+			q := (v*inv + roundMagic) - roundMagic
+			q = max(-8, min(7, q))
+			u := byte(int32(q) + 8)
+			i := start + j
+			if i&1 == 0 {
+				b.Data[i>>1] = b.Data[i>>1]&0xf0 | u
+			} else {
+				b.Data[i>>1] = b.Data[i>>1]&0x0f | u<<4
+			}
+		}
+	}
+	return b, nil
+}
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+
+// Validate checks that the lengths of Scales and Data agree with N and
+// BlockSize and that every scale is finite; it returns an error wrapping
+// ErrFormat otherwise. Use it on blocks read from outside the program.
+func (b *Int4Blocks) Validate() error {
+	if b == nil {
+		return fmt.Errorf("%w: nil Int4Blocks", ErrFormat)
+	}
+	if b.N < 0 || b.BlockSize <= 0 {
+		return fmt.Errorf("%w: int4 N=%d block size=%d, want N >= 0 and block size > 0", ErrFormat, b.N, b.BlockSize)
+	}
+	if want := (b.N + b.BlockSize - 1) / b.BlockSize; len(b.Scales) != want {
+		return fmt.Errorf("%w: %d int4 scales, want %d for %d values in blocks of %d", ErrFormat, len(b.Scales), want, b.N, b.BlockSize)
+	}
+	if want := (b.N + 1) / 2; len(b.Data) != want {
+		return fmt.Errorf("%w: %d int4 data bytes, want %d for %d values", ErrFormat, len(b.Data), want, b.N)
+	}
+	for k, s := range b.Scales {
+		if isNonFinite(s) {
+			return fmt.Errorf("%w: int4 scale %d is %v, want finite", ErrFormat, k, s)
+		}
+	}
+	return nil
+}
+
+// Dequantize writes the N decoded values into dst, which must have length
+// N. It validates b first.
+func (b *Int4Blocks) Dequantize(dst []float32) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if len(dst) != b.N {
+		return fmt.Errorf("%w: dst has %d elements, want %d", ErrShape, len(dst), b.N)
+	}
+	for k, d := range b.Scales {
+		start := k * b.BlockSize
+		end := min(start+b.BlockSize, b.N)
+		for i := start; i < end; i++ {
+			u := b.Data[i>>1] >> (uint(i&1) * 4) & 0x0f
+			dst[i] = float32(int32(u)-8) * d
+		}
+	}
+	return nil
+}
+
+// Bytes returns the storage size of b: packed nibbles plus float32 scales.
+func (b *Int4Blocks) Bytes() int { return len(b.Data) + 4*len(b.Scales) }

@@ -1,0 +1,269 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+)
+
+// Integer is the set of 8-bit element types that QuantizeLinear and
+// DequantizeLinear produce and consume.
+type Integer interface {
+	int8 | uint8
+}
+
+// bounds returns the saturation limits of T.
+func bounds[T Integer]() (lo, hi int32) {
+	var z T
+	z--
+	if z > 0 { // unsigned: 0-1 wrapped to 255
+		return 0, 255
+	}
+	return -128, 127
+}
+
+// roundMagic is 1.5·2^23: adding and subtracting it rounds a float32 of
+// magnitude below 2^22 to the nearest integer, ties to even, in the current
+// (IEEE default) rounding mode. Go never reassociates float arithmetic, so
+// the pair is not folded away.
+const roundMagic = float32(12582912)
+
+func checkScale(scale float32) error {
+	if !(scale > 0) || math.IsInf(float64(scale), 0) {
+		return fmt.Errorf("%w: scale %v, want a finite value > 0", ErrScale, scale)
+	}
+	return nil
+}
+
+// Quantize implements ONNX QuantizeLinear for one scale and zero point:
+//
+//	dst[i] = saturate(roundHalfToEven(x[i] / scale) + zeroPoint)
+//
+// with the division done in float32, exactly as ONNX Runtime computes it, so
+// results match ORT bit for bit. ±Inf saturate to the type's limits. NaN
+// elements are written as zeroPoint and the call returns an error wrapping
+// ErrNonFinite after converting the rest. An empty x is a no-op.
+// len(dst) must equal len(x); scale must be finite and > 0.
+func Quantize[T Integer](dst []T, x []float32, scale float32, zeroPoint T) error {
+	if len(dst) != len(x) {
+		return fmt.Errorf("%w: dst has %d elements, x has %d; want equal", ErrShape, len(dst), len(x))
+	}
+	if err := checkScale(scale); err != nil {
+		return err
+	}
+	if n := quantizeBlock(dst, x, scale, zeroPoint); n >= 0 {
+		return fmt.Errorf("%w: x[%d] is NaN", ErrNonFinite, n)
+	}
+	return nil
+}
+
+// quantizeBlock quantizes x into dst (same length) and returns the index of
+// the first NaN, or -1.
+func quantizeBlock[T Integer](dst []T, x []float32, scale float32, zp T) int {
+	qlo, qhi := bounds[T]()
+	zpi := int32(zp)
+	lo := float32(qlo - zpi)
+	hi := float32(qhi - zpi)
+	dst = dst[:len(x)]
+	nan := -1
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v0 := x[i] / scale
+		v1 := x[i+1] / scale
+		v2 := x[i+2] / scale
+		v3 := x[i+3] / scale
+		v0 = clampRound(v0, lo, hi)
+		v1 = clampRound(v1, lo, hi)
+		v2 = clampRound(v2, lo, hi)
+		v3 = clampRound(v3, lo, hi)
+		if v0 != v0 || v1 != v1 || v2 != v2 || v3 != v3 {
+			nan = quantizeScalar(dst[i:i+4], x[i:i+4], scale, lo, hi, zp, i, nan)
+			continue
+		}
+		dst[i] = T(int32(v0) + zpi)
+		dst[i+1] = T(int32(v1) + zpi)
+		dst[i+2] = T(int32(v2) + zpi)
+		dst[i+3] = T(int32(v3) + zpi)
+	}
+	return quantizeScalar(dst[i:], x[i:], scale, lo, hi, zp, i, nan)
+}
+
+// quantizeScalar is the element-by-element path for tails and for groups
+// that contain a NaN. It returns the updated index of the first NaN.
+func quantizeScalar[T Integer](dst []T, x []float32, scale, lo, hi float32, zp T, base, nan int) int {
+	zpi := int32(zp)
+	dst = dst[:len(x)]
+	for j, xv := range x {
+		v := clampRound(xv/scale, lo, hi)
+		if v != v {
+			if nan < 0 {
+				nan = base + j
+			}
+			dst[j] = zp
+			continue
+		}
+		dst[j] = T(int32(v) + zpi)
+	}
+	return nan
+}
+
+func clampRound(v, lo, hi float32) float32 {
+	if v < lo {
+		v = lo
+	}
+	if v > hi {
+		v = hi
+	}
+	return (v + roundMagic) - roundMagic
+}
+
+// Dequantize implements ONNX DequantizeLinear for one scale and zero point:
+//
+//	dst[i] = float32(int32(q[i]) - int32(zeroPoint)) * scale
+//
+// bit for bit as ONNX Runtime computes it. An empty q is a no-op.
+// len(dst) must equal len(q); scale must be finite and > 0.
+func Dequantize[T Integer](dst []float32, q []T, scale float32, zeroPoint T) error {
+	if len(dst) != len(q) {
+		return fmt.Errorf("%w: dst has %d elements, q has %d; want equal", ErrShape, len(dst), len(q))
+	}
+	if err := checkScale(scale); err != nil {
+		return err
+	}
+	dequantizeBlock(dst, q, scale, zeroPoint)
+	return nil
+}
+
+func dequantizeBlock[T Integer](dst []float32, q []T, scale float32, zp T) {
+	zpi := int32(zp)
+	dst = dst[:len(q)]
+	i := 0
+	for ; i+8 <= len(q); i += 8 {
+		s := q[i : i+8 : i+8]
+		d := dst[i : i+8 : i+8]
+		d[0] = float32(int32(s[0])-zpi) * scale
+		d[1] = float32(int32(s[1])-zpi) * scale
+		d[2] = float32(int32(s[2])-zpi) * scale
+		d[3] = float32(int32(s[3])-zpi) * scale
+		d[4] = float32(int32(s[4])-zpi) * scale
+		d[5] = float32(int32(s[5])-zpi) * scale
+		d[6] = float32(int32(s[6])-zpi) * scale
+		d[7] = float32(int32(s[7])-zpi) * scale
+	}
+	for ; i < len(q); i++ {
+		dst[i] = float32(int32(q[i])-zpi) * scale
+	}
+}
+
+// axisLayout validates shape and axis for n elements and returns the number
+// of blocks before the axis, the axis length and the contiguous run after it.
+func axisLayout(n int, shape []int, axis int) (outer, channels, inner int, err error) {
+	rank := len(shape)
+	if rank == 0 {
+		return 0, 0, 0, fmt.Errorf("%w: axis %d of a rank-0 tensor, want a tensor of rank >= 1", ErrAxis, axis)
+	}
+	if axis < -rank || axis >= rank {
+		return 0, 0, 0, fmt.Errorf("%w: axis %d, want in [%d, %d) for shape %v", ErrAxis, axis, -rank, rank, shape)
+	}
+	if axis < 0 {
+		axis += rank
+	}
+	total := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, 0, 0, fmt.Errorf("%w: shape %v has a negative dimension", ErrShape, shape)
+		}
+		if d != 0 && total > math.MaxInt/d {
+			return 0, 0, 0, fmt.Errorf("%w: shape %v overflows int", ErrShape, shape)
+		}
+		total *= d
+	}
+	if total != n {
+		return 0, 0, 0, fmt.Errorf("%w: shape %v holds %d elements, data has %d", ErrShape, shape, total, n)
+	}
+	outer, inner = 1, 1
+	for _, d := range shape[:axis] {
+		outer *= d
+	}
+	for _, d := range shape[axis+1:] {
+		inner *= d
+	}
+	return outer, shape[axis], inner, nil
+}
+
+func checkChannelParams[T Integer](channels int, scales []float32, zeroPoints []T) error {
+	if len(scales) != channels {
+		return fmt.Errorf("%w: %d scales, want one per channel (%d)", ErrShape, len(scales), channels)
+	}
+	if zeroPoints != nil && len(zeroPoints) != channels {
+		return fmt.Errorf("%w: %d zero points, want none or one per channel (%d)", ErrShape, len(zeroPoints), channels)
+	}
+	for c, s := range scales {
+		if err := checkScale(s); err != nil {
+			return fmt.Errorf("channel %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// QuantizeAxis implements ONNX QuantizeLinear with per-axis (per-channel)
+// scales: x has the given shape (row-major), and element x[..., c, ...] with
+// index c along axis uses scales[c] and zeroPoints[c]. axis may be negative
+// (counted from the end, as in ONNX). zeroPoints may be nil (all zero).
+// Rounding, saturation and NaN handling are those of Quantize.
+func QuantizeAxis[T Integer](dst []T, x []float32, shape []int, axis int, scales []float32, zeroPoints []T) error {
+	if len(dst) != len(x) {
+		return fmt.Errorf("%w: dst has %d elements, x has %d; want equal", ErrShape, len(dst), len(x))
+	}
+	outer, channels, inner, err := axisLayout(len(x), shape, axis)
+	if err != nil {
+		return err
+	}
+	if err := checkChannelParams(channels, scales, zeroPoints); err != nil {
+		return err
+	}
+	nan := -1
+	off := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			var zp T
+			if zeroPoints != nil {
+				zp = zeroPoints[c]
+			}
+			if k := quantizeBlock(dst[off:off+inner], x[off:off+inner], scales[c], zp); k >= 0 && nan < 0 {
+				nan = off + k
+			}
+			off += inner
+		}
+	}
+	if nan >= 0 {
+		return fmt.Errorf("%w: x[%d] is NaN", ErrNonFinite, nan)
+	}
+	return nil
+}
+
+// DequantizeAxis implements ONNX DequantizeLinear with per-axis scales; the
+// layout rules are those of QuantizeAxis.
+func DequantizeAxis[T Integer](dst []float32, q []T, shape []int, axis int, scales []float32, zeroPoints []T) error {
+	if len(dst) != len(q) {
+		return fmt.Errorf("%w: dst has %d elements, q has %d; want equal", ErrShape, len(dst), len(q))
+	}
+	outer, channels, inner, err := axisLayout(len(q), shape, axis)
+	if err != nil {
+		return err
+	}
+	if err := checkChannelParams(channels, scales, zeroPoints); err != nil {
+		return err
+	}
+	off := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			var zp T
+			if zeroPoints != nil {
+				zp = zeroPoints[c]
+			}
+			dequantizeBlock(dst[off:off+inner], q[off:off+inner], scales[c], zp)
+			off += inner
+		}
+	}
+	return nil
+}

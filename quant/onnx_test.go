@@ -1,0 +1,292 @@
+package quant
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+)
+
+func unmarshalModel(t testing.TB, b []byte) *onnx.ModelProto {
+	t.Helper()
+	m := &onnx.ModelProto{}
+	require.NoError(t, proto.Unmarshal(b, m))
+	return m
+}
+
+// classifierInputs draws n inputs around the class prototypes (spread 1.5)
+// with noise of standard deviation 1, so that classes overlap.
+func classifierInputs(n int) map[string][]float32 {
+	r := rand.New(rand.NewPCG(2024, 11))
+	protos := classPrototypes()
+	x := randn(r, n*16, 1)
+	for i := range n {
+		for j, v := range protos[i%len(protos)] {
+			x[i*16+j] += v
+		}
+	}
+	return map[string][]float32{"x": x}
+}
+
+// Output tolerance for the quantized classifier's logits: max |error| at
+// most 2% of the largest float logit magnitude (measured: about 0.9%).
+const logitTolerance = 0.02
+
+func TestQuantizeModelClassifier(t *testing.T) {
+	orig := readModel(t, "classifier.onnx")
+	qm, rep, err := QuantizeModel(orig, ModelOptions{})
+	require.NoError(t, err)
+
+	// Report.
+	require.Empty(t, rep.Skipped)
+	require.Len(t, rep.Weights, 3)
+	axes := map[string]int{}
+	for _, w := range rep.Weights {
+		axes[w.Name] = w.Axis
+		require.Greater(t, w.Error.SQNR, 35.0, w.Name)
+		require.Greater(t, w.Error.Cosine, 0.9999, w.Name)
+	}
+	require.Equal(t, map[string]int{"W1": 1, "W2": 0, "W3": 1}, axes, "MatMul [K,N] -> 1, Gemm transB -> 0, Gemm -> 1")
+	require.Equal(t, 4*(16*64+32*64+32*10), rep.WeightBytesBefore)
+	require.GreaterOrEqual(t, rep.WeightRatio(), 3.5)
+	require.Equal(t, len(orig), rep.BytesBefore)
+	require.Equal(t, len(qm), rep.BytesAfter)
+	require.Less(t, float64(rep.BytesAfter), 0.4*float64(rep.BytesBefore))
+	require.Equal(t, int64(17), rep.OpsetAfter)
+
+	// Structure: original nodes, metadata and opsets kept; DequantizeLinear
+	// nodes first, with per-axis attributes.
+	om, q := unmarshalModel(t, orig), unmarshalModel(t, qm)
+	require.Equal(t, om.GetMetadataProps()[0].GetValue(), q.GetMetadataProps()[0].GetValue())
+	require.Len(t, q.GetMetadataProps(), 2)
+	require.Equal(t, om.GetDocString(), q.GetDocString())
+	require.Equal(t, om.GetModelVersion(), q.GetModelVersion())
+	require.Equal(t, om.GetGraph().GetDocString(), q.GetGraph().GetDocString())
+	require.True(t, proto.Equal(om.GetOpsetImport()[0], q.GetOpsetImport()[0]))
+	qn := q.GetGraph().GetNode()
+	require.Len(t, qn, len(om.GetGraph().GetNode())+3)
+	for i, n := range om.GetGraph().GetNode() {
+		require.True(t, proto.Equal(n, qn[i+3]), "node %d changed", i)
+	}
+	for _, n := range qn[:3] {
+		require.Equal(t, "DequantizeLinear", n.GetOpType())
+		require.Equal(t, "axis", n.GetAttribute()[0].GetName())
+	}
+	for _, init := range q.GetGraph().GetInitializer() {
+		require.NotEqual(t, "W1", init.GetName(), "float W1 must be gone")
+	}
+
+	// Runs in ORT with close logits and the same labels.
+	const n = 2000
+	in := classifierInputs(n)
+	shapes := map[string][]int64{"x": {n, 16}}
+	wantF, wantI := runModel(t, orig, in, shapes, []string{"logits", "label"})
+	gotF, gotI := runModel(t, qm, in, shapes, []string{"logits", "label"})
+	er, err := Compare(wantF["logits"], gotF["logits"])
+	require.NoError(t, err)
+	var peak float64
+	for _, v := range wantF["logits"] {
+		peak = math.Max(peak, math.Abs(float64(v)))
+	}
+	t.Logf("logits: %v (peak %.3g), weights %.2fx smaller", er, peak, rep.WeightRatio())
+	require.LessOrEqual(t, er.MaxAbs, logitTolerance*peak)
+	require.Greater(t, er.Cosine, 0.999)
+	agree := 0
+	for i := range wantI["label"] {
+		if wantI["label"][i] == gotI["label"][i] {
+			agree++
+		}
+	}
+	t.Logf("top-1 agreement %d/%d", agree, n)
+	require.GreaterOrEqual(t, float64(agree)/n, 0.99)
+
+	// Quantizing again finds nothing left to do.
+	_, rep2, err := QuantizeModel(qm, ModelOptions{})
+	require.NoError(t, err)
+	require.Empty(t, rep2.Weights)
+}
+
+func TestQuantizeModelOptions(t *testing.T) {
+	in := classifierInputs(64)
+	shapes := map[string][]int64{"x": {64, 16}}
+	want, _ := runModel(t, readModel(t, "classifier.onnx"), in, shapes, []string{"logits"})
+	cases := []struct {
+		name      string
+		file      string
+		opts      ModelOptions
+		axis      int
+		opset     int64
+		fallback  bool
+		quantized int
+	}{
+		{"per tensor", "classifier.onnx", ModelOptions{PerTensor: true}, -1, 17, false, 3},
+		{"opset 11 falls back to per tensor", "classifier_opset11.onnx", ModelOptions{}, -1, 11, true, 3},
+		{"opset 11 bumped to 13", "classifier_opset11.onnx", ModelOptions{AllowOpsetBump: true}, 0, 13, false, 3},
+		{"min elements", "classifier.onnx", ModelOptions{MinElements: 1000}, 0, 17, false, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			qm, rep, err := QuantizeModel(readModel(t, tc.file), tc.opts)
+			require.NoError(t, err)
+			require.Equal(t, tc.opset, rep.OpsetAfter)
+			require.Equal(t, tc.fallback, rep.PerTensorFallback)
+			require.Len(t, rep.Weights, tc.quantized)
+			require.Len(t, rep.Skipped, 3-tc.quantized)
+			for _, w := range rep.Weights {
+				if tc.axis < 0 {
+					require.Equal(t, -1, w.Axis)
+				} else {
+					require.GreaterOrEqual(t, w.Axis, 0)
+				}
+			}
+			got, _ := runModel(t, qm, in, shapes, []string{"logits"})
+			er, err := Compare(want["logits"], got["logits"])
+			require.NoError(t, err)
+			require.Greater(t, er.Cosine, 0.999, "%v", er)
+		})
+	}
+}
+
+func TestQuantizeModelConv(t *testing.T) {
+	orig := readModel(t, "conv.onnx")
+	r := rand.New(rand.NewPCG(5, 5))
+	in := map[string][]float32{"x": randn(r, 8*3*8*8, 1)}
+	shapes := map[string][]int64{"x": {8, 3, 8, 8}}
+	want, _ := runModel(t, orig, in, shapes, []string{"y"})
+
+	_, rep, err := QuantizeModel(orig, ModelOptions{})
+	require.NoError(t, err)
+	require.Len(t, rep.Weights, 1, "Conv left alone by default")
+	require.Equal(t, "Wf", rep.Weights[0].Name)
+
+	qm, rep, err := QuantizeModel(orig, ModelOptions{IncludeConv: true})
+	require.NoError(t, err)
+	require.Len(t, rep.Weights, 2)
+	require.Equal(t, "Wc", rep.Weights[0].Name)
+	require.Equal(t, 0, rep.Weights[0].Axis)
+	require.Equal(t, []int64{4, 3, 3, 3}, rep.Weights[0].Shape)
+	got, _ := runModel(t, qm, in, shapes, []string{"y"})
+	er, err := Compare(want["y"], got["y"])
+	require.NoError(t, err)
+	require.Greater(t, er.Cosine, 0.999, "%v", er)
+}
+
+// editModel returns the classifier after applying edit to its proto.
+func editModel(t *testing.T, edit func(m *onnx.ModelProto)) []byte {
+	t.Helper()
+	m := classifierModel(17)
+	edit(m)
+	return marshalModel(t, m)
+}
+
+func TestQuantizeModelSkips(t *testing.T) {
+	cases := []struct {
+		name   string
+		edit   func(m *onnx.ModelProto)
+		weight string
+		reason string
+	}{
+		{"shared with a non-weight input", func(m *onnx.ModelProto) {
+			g := m.Graph
+			g.Node = append(g.Node, node("Identity", []string{"W1"}, []string{"w1_copy"}))
+			g.Output = append(g.Output, valueInfo("w1_copy", onnx.TensorProto_FLOAT, 16, 64))
+		}, "W1", "also used as input 0 of Identity"},
+		{"overridable graph input", func(m *onnx.ModelProto) {
+			m.Graph.Input = append(m.Graph.Input, valueInfo("W2", onnx.TensorProto_FLOAT, 32, 64))
+		}, "W2", "graph input"},
+		{"double weight", func(m *onnx.ModelProto) {
+			t := m.Graph.Initializer[4]
+			vals := make([]float64, 32*10)
+			t.DataType, t.RawData, t.DoubleData = int32(onnx.TensorProto_DOUBLE), nil, vals
+		}, "W3", "element type DOUBLE"},
+		{"NaN weight", func(m *onnx.ModelProto) {
+			copy(m.Graph.Initializer[0].RawData[8:], float32Bytes([]float32{float32(math.NaN())}))
+		}, "W1", "value 2 is NaN"},
+		{"external data", func(m *onnx.ModelProto) {
+			m.Graph.Initializer[2].DataLocation = onnx.TensorProto_EXTERNAL
+		}, "W2", "external data"},
+		{"rank 3 MatMul weight", func(m *onnx.ModelProto) {
+			m.Graph.Initializer[0].Dims = []int64{1, 16, 64}
+		}, "W1", "rank 3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rep, err := QuantizeModel(editModel(t, tc.edit), ModelOptions{})
+			require.NoError(t, err)
+			require.Len(t, rep.Weights, 2)
+			require.Len(t, rep.Skipped, 1)
+			require.Equal(t, tc.weight, rep.Skipped[0].Name)
+			require.Contains(t, rep.Skipped[0].Reason, tc.reason)
+		})
+	}
+}
+
+func TestQuantizeModelBadInput(t *testing.T) {
+	good := readModel(t, "classifier.onnx")
+	cases := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, ErrFormat},
+		{"text", []byte("this is not an onnx model\n"), ErrFormat},
+		{"truncated", good[:len(good)/2], ErrFormat},
+		{"no opset", editModel(t, func(m *onnx.ModelProto) { m.OpsetImport = nil }), ErrFormat},
+		{"opset 9", editModel(t, func(m *onnx.ModelProto) { m.OpsetImport[0].Version = 9 }), ErrUnsupported},
+		{"raw data too short", editModel(t, func(m *onnx.ModelProto) {
+			m.Graph.Initializer[0].RawData = m.Graph.Initializer[0].RawData[:100]
+		}), ErrFormat},
+		{"negative dim", editModel(t, func(m *onnx.ModelProto) { m.Graph.Initializer[0].Dims = []int64{-16, -64} }), ErrFormat},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, rep, err := QuantizeModel(tc.data, ModelOptions{})
+			require.ErrorIs(t, err, tc.want)
+			require.Nil(t, out)
+			require.Nil(t, rep)
+		})
+	}
+}
+
+func TestQuantizeModelFile(t *testing.T) {
+	dir := t.TempDir()
+	dst := dir + "/q.onnx"
+	rep, err := QuantizeModelFile("testdata/classifier.onnx", dst, ModelOptions{})
+	require.NoError(t, err)
+	require.Len(t, rep.Weights, 3)
+	_, err = QuantizeModelFile("testdata/missing.onnx", dst, ModelOptions{})
+	require.Error(t, err)
+	_, err = QuantizeModelFile("models_test.go", dst, ModelOptions{})
+	require.ErrorIs(t, err, ErrFormat)
+}
+
+func FuzzQuantizeModel(f *testing.F) {
+	good, err := readModelFile("testdata/classifier.onnx")
+	if err != nil {
+		f.Fatal(err)
+	}
+	conv, err := readModelFile("testdata/conv.onnx")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(conv)
+	f.Add(good[:len(good)/3])
+	f.Add([]byte{})
+	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, rep, err := QuantizeModel(data, ModelOptions{IncludeConv: true})
+		if err != nil {
+			require.Nil(t, out)
+			return
+		}
+		require.Equal(t, len(out), rep.BytesAfter)
+		// The output is a model again, with nothing left to quantize.
+		_, rep2, err := QuantizeModel(out, ModelOptions{IncludeConv: true})
+		require.NoError(t, err)
+		require.Empty(t, rep2.Weights)
+	})
+}
