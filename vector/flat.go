@@ -1,0 +1,276 @@
+package vector
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// FlatOptions configures a Flat index.
+type FlatOptions struct {
+	// Dim is the vector dimension (required, > 0).
+	Dim int
+	// Metric is the distance (default L2, squared Euclidean).
+	Metric Metric
+}
+
+// Flat is an exact index: every search scans all vectors. It is the right
+// choice below a few tens of thousands of vectors and the ground truth for
+// measuring HNSW recall. Vectors live in one contiguous slab; deletes move
+// the last vector into the hole.
+type Flat[K Key] struct {
+	dim    int
+	metric Metric
+	dist   func(a, b []float32) float32
+
+	mu     sync.RWMutex
+	vecs   []float32
+	keys   []K
+	meta   []Metadata
+	ids    map[K]int
+	closed bool
+	pool   sync.Pool
+}
+
+var _ Index[uint64] = (*Flat[uint64])(nil)
+
+// NewFlat returns an empty exact index.
+func NewFlat[K Key](opts FlatOptions) (*Flat[K], error) {
+	if opts.Dim <= 0 {
+		return nil, fmt.Errorf("%w: Dim is %d, want > 0", ErrOptions, opts.Dim)
+	}
+	if !opts.Metric.valid() {
+		return nil, fmt.Errorf("%w: unknown metric %d", ErrOptions, opts.Metric)
+	}
+	return &Flat[K]{dim: opts.Dim, metric: opts.Metric, dist: distFunc(opts.Metric), ids: make(map[K]int)}, nil
+}
+
+// Add inserts items; none is inserted when any is invalid or its id present.
+func (f *Flat[K]) Add(ctx context.Context, items ...Item[K]) error {
+	return f.insert(ctx, items, false)
+}
+
+// Upsert inserts items, replacing those whose id is present.
+func (f *Flat[K]) Upsert(ctx context.Context, items ...Item[K]) error {
+	return f.insert(ctx, items, true)
+}
+
+func (f *Flat[K]) insert(ctx context.Context, items []Item[K], upsert bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("vector: add: %w", err)
+	}
+	ps, err := prepare(items, f.dim, f.metric, upsert)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	if !upsert {
+		for i, p := range ps {
+			if _, ok := f.ids[p.id]; ok {
+				return fmt.Errorf("%w: item %d: id %s is already in the index", ErrDuplicateID, i, keyString(p.id))
+			}
+		}
+	}
+	for _, p := range ps {
+		if i, ok := f.ids[p.id]; ok {
+			copy(f.vecs[i*f.dim:(i+1)*f.dim], p.vec)
+			f.meta[i] = p.meta
+			continue
+		}
+		f.ids[p.id] = len(f.keys)
+		f.vecs = append(f.vecs, p.vec...)
+		f.keys = append(f.keys, p.id)
+		f.meta = append(f.meta, p.meta)
+	}
+	return nil
+}
+
+// Delete removes ids and returns how many were present.
+func (f *Flat[K]) Delete(ctx context.Context, ids ...K) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("vector: delete: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, ErrClosed
+	}
+	n := 0
+	for _, id := range ids {
+		i, ok := f.ids[id]
+		if !ok {
+			continue
+		}
+		n++
+		delete(f.ids, id)
+		last := len(f.keys) - 1
+		if i != last {
+			copy(f.vecs[i*f.dim:(i+1)*f.dim], f.vecs[last*f.dim:])
+			f.keys[i], f.meta[i] = f.keys[last], f.meta[last]
+			f.ids[f.keys[i]] = i
+		}
+		var zero K
+		f.keys[last], f.meta[last] = zero, nil
+		f.vecs, f.keys, f.meta = f.vecs[:last*f.dim], f.keys[:last], f.meta[:last]
+	}
+	return n, nil
+}
+
+// Search scans every item and returns the k nearest, closest first.
+func (f *Flat[K]) Search(ctx context.Context, query []float32, k int, opts SearchOptions) ([]Result[K], error) {
+	if err := checkK(k); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("vector: search: %w", err)
+	}
+	sc, _ := f.pool.Get().(*searcher)
+	if sc == nil {
+		sc = &searcher{qbuf: make([]float32, f.dim)}
+	}
+	defer f.pool.Put(sc)
+	q, err := prepareQuery(query, f.dim, f.metric, sc.qbuf)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	res := sc.res[:0]
+	for i := range f.keys {
+		if opts.Filter != nil && !opts.Filter.Match(f.meta[i]) {
+			continue
+		}
+		d := f.dist(q, f.vecs[i*f.dim:(i+1)*f.dim])
+		if len(res) < k {
+			res.push(cand{d, uint32(i)})
+		} else if d < res.top().d {
+			res.pop()
+			res.push(cand{d, uint32(i)})
+		}
+	}
+	out := make([]Result[K], len(res))
+	for i := len(out) - 1; i >= 0; i-- {
+		c := res.pop()
+		out[i] = Result[K]{ID: f.keys[c.id], Distance: c.d, Metadata: f.meta[c.id]}
+	}
+	sc.res = res
+	return out, nil
+}
+
+// Get returns a copy of the item stored under id.
+func (f *Flat[K]) Get(id K) (Item[K], bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	i, ok := f.ids[id]
+	if !ok || f.closed {
+		return Item[K]{}, false
+	}
+	return Item[K]{ID: id, Vector: append([]float32(nil), f.vecs[i*f.dim:(i+1)*f.dim]...), Metadata: f.meta[i]}, true
+}
+
+// Len returns the number of items.
+func (f *Flat[K]) Len() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.keys)
+}
+
+// Dim returns the vector dimension.
+func (f *Flat[K]) Dim() int { return f.dim }
+
+// Metric returns the index's distance.
+func (f *Flat[K]) Metric() Metric { return f.metric }
+
+// Close releases the index; later calls return ErrClosed.
+func (f *Flat[K]) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.vecs, f.keys, f.meta, f.ids = nil, nil, nil, map[K]int{}
+	return nil
+}
+
+// Save writes the index to path atomically.
+func (f *Flat[K]) Save(ctx context.Context, path string) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return ErrClosed
+	}
+	return writeAtomic(ctx, path, func(e *encoder) error {
+		header{kind: kindFlat, keyType: keyTypeOf[K](), metric: uint8(f.metric), dim: uint32(f.dim)}.write(e)
+		e.u32(uint32(len(f.keys)))
+		e.f32s(f.vecs)
+		for i := range f.keys {
+			encodeKey(e, f.keys[i])
+			encodeMeta(e, f.meta[i])
+		}
+		return nil
+	})
+}
+
+// LoadFlat reads an index written by Flat.Save.
+func LoadFlat[K Key](path string) (*Flat[K], error) {
+	b, err := readVerified(path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeFlat[K](b)
+}
+
+func decodeFlat[K Key](b []byte) (*Flat[K], error) {
+	d := &decoder{b: b}
+	hd, err := readHeader(d, kindFlat, keyTypeOf[K]())
+	if err != nil {
+		return nil, err
+	}
+	n := int(d.u32())
+	if d.err != nil {
+		return nil, d.err
+	}
+	if int64(n)*int64(4*hd.dim) > int64(len(b)-d.off) {
+		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, n, hd.dim, len(b))
+	}
+	f, err := NewFlat[K](FlatOptions{Dim: int(hd.dim), Metric: Metric(hd.metric)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	f.vecs = make([]float32, n*f.dim)
+	d.f32s(f.vecs)
+	f.keys = make([]K, n)
+	f.meta = make([]Metadata, n)
+	for i := 0; i < n; i++ {
+		f.keys[i] = decodeKey[K](d)
+		f.meta[i] = decodeMeta(d)
+		if d.err != nil {
+			return nil, d.err
+		}
+		if _, dup := f.ids[f.keys[i]]; dup {
+			return nil, fmt.Errorf("%w: id %s stored twice", ErrCorrupt, keyString(f.keys[i]))
+		}
+		f.ids[f.keys[i]] = i
+	}
+	if d.off != len(b) {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b)-d.off)
+	}
+	if _, err := checkVectors(f.vecs); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkVectors(v []float32) (int, error) {
+	for i, x := range v {
+		if x != x || x > 3.4028235e38 || x < -3.4028235e38 {
+			return i, fmt.Errorf("%w: vector element %d is %v", ErrCorrupt, i, x)
+		}
+	}
+	return 0, nil
+}

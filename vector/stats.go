@@ -1,0 +1,111 @@
+package vector
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type counters struct {
+	searches, exactScans, inserts, deletes, compactions, reclaimed, grows atomic.Int64
+}
+
+// Stats is a snapshot of an index's counters and memory use.
+type Stats struct {
+	// Live is the number of searchable items; Deleted the tombstones that
+	// Compact has not reclaimed yet; Slots the allocated capacity and
+	// FreeSlots the reclaimed slots waiting for reuse.
+	Live, Deleted, Slots, FreeSlots int
+	// Searches, ExactScans (filtered searches answered by a scan), Inserts,
+	// Deletes, Compactions and Reclaimed (slots freed) count since creation.
+	Searches, ExactScans, Inserts, Deletes, Compactions, Reclaimed int64
+	// Bytes is the estimated memory held by the index; BytesPerVector is
+	// Bytes divided by Live.
+	Bytes          int64
+	BytesPerVector float64
+}
+
+// Stats returns a snapshot of the index's counters.
+func (h *HNSW[K]) Stats() Stats {
+	h.idMu.RLock()
+	h.mu.RLock()
+	st := Stats{
+		Live:      int(h.live.Load()),
+		Deleted:   int(h.deleted.Load()),
+		Slots:     h.capacity(),
+		FreeSlots: len(h.free),
+	}
+	b := int64(cap(h.vecs))*4 + int64(cap(h.links0))*4 + int64(cap(h.upper))*24 +
+		int64(cap(h.levels)) + int64(cap(h.flags))*4 + int64(cap(h.meta))*8 + int64(cap(h.free))*4
+	var zero K
+	if _, isStr := any(zero).(string); isStr {
+		b += int64(cap(h.keys)) * 16
+	} else {
+		b += int64(cap(h.keys)) * 8
+	}
+	for s := 0; s < int(h.next); s++ {
+		b += int64(cap(h.upper[s])) * 4
+		if k, ok := any(h.keys[s]).(string); ok {
+			b += int64(len(k))
+		}
+	}
+	// A Go map entry costs about its key and value plus ~50% overhead.
+	b += int64(len(h.ids)) * (24 + 4) * 3 / 2
+	h.mu.RUnlock()
+	h.idMu.RUnlock()
+	st.Bytes = b
+	if st.Live > 0 {
+		st.BytesPerVector = float64(b) / float64(st.Live)
+	}
+	st.Searches = h.st.searches.Load()
+	st.ExactScans = h.st.exactScans.Load()
+	st.Inserts = h.st.inserts.Load()
+	st.Deletes = h.st.deletes.Load()
+	st.Compactions = h.st.compactions.Load()
+	st.Reclaimed = h.st.reclaimed.Load()
+	return st
+}
+
+// Collector returns a prometheus.Collector exporting the index's Stats
+// under the given metric name prefix (for example "quiver_vector"). The
+// caller registers it.
+func Collector(prefix string, stats func() Stats) prometheus.Collector {
+	return &collector{prefix: prefix, stats: stats,
+		live:     prometheus.NewDesc(prefix+"_items", "Live items in the index.", nil, nil),
+		deleted:  prometheus.NewDesc(prefix+"_tombstones", "Deleted items not yet compacted.", nil, nil),
+		slots:    prometheus.NewDesc(prefix+"_slots", "Allocated slots.", nil, nil),
+		bytes:    prometheus.NewDesc(prefix+"_bytes", "Estimated memory held by the index.", nil, nil),
+		searches: prometheus.NewDesc(prefix+"_searches_total", "Searches served.", nil, nil),
+		exact:    prometheus.NewDesc(prefix+"_exact_scans_total", "Filtered searches answered by an exact scan.", nil, nil),
+		inserts:  prometheus.NewDesc(prefix+"_inserts_total", "Items inserted.", nil, nil),
+		deletes:  prometheus.NewDesc(prefix+"_deletes_total", "Items deleted.", nil, nil),
+		compacts: prometheus.NewDesc(prefix+"_compactions_total", "Compactions run.", nil, nil),
+	}
+}
+
+type collector struct {
+	prefix                                                                    string
+	stats                                                                     func() Stats
+	live, deleted, slots, bytes, searches, exact, inserts, deletes, compacts *prometheus.Desc
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.live, c.deleted, c.slots, c.bytes, c.searches, c.exact, c.inserts, c.deletes, c.compacts} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	g := prometheus.GaugeValue
+	ct := prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(c.live, g, float64(s.Live))
+	ch <- prometheus.MustNewConstMetric(c.deleted, g, float64(s.Deleted))
+	ch <- prometheus.MustNewConstMetric(c.slots, g, float64(s.Slots))
+	ch <- prometheus.MustNewConstMetric(c.bytes, g, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.searches, ct, float64(s.Searches))
+	ch <- prometheus.MustNewConstMetric(c.exact, ct, float64(s.ExactScans))
+	ch <- prometheus.MustNewConstMetric(c.inserts, ct, float64(s.Inserts))
+	ch <- prometheus.MustNewConstMetric(c.deletes, ct, float64(s.Deletes))
+	ch <- prometheus.MustNewConstMetric(c.compacts, ct, float64(s.Compactions))
+}
