@@ -1,0 +1,129 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/quiverml/quiver/serving"
+)
+
+// Served says which version answered a request.
+type Served struct {
+	Model string
+	// Alias is the alias the request was made through ("latest" for the
+	// newest version).
+	Alias   string
+	Version int64
+}
+
+type servedKey struct{}
+
+// WithServedHook returns a context that makes every Handle that serves a
+// request under it call hook with the version that answered, after the
+// prediction and before Predict returns. It reaches through layers that
+// only see a serving.Model (a router, a batcher in front). hook may be
+// called from several goroutines at once (a router fanning out to shadow
+// variants) and must be safe for that.
+func WithServedHook(ctx context.Context, hook func(Served)) context.Context {
+	return context.WithValue(ctx, servedKey{}, hook)
+}
+
+// Handle is a serving.Model that forwards each request to whatever version
+// its alias serves at that moment, holding a reference on that version for
+// the duration of the call: a swap never interrupts a request, and the old
+// version closes only after its last request. Handles are cheap; they do
+// not own the versions, so Close only detaches the handle.
+type Handle struct {
+	srv    *Server
+	t      *target
+	closed atomic.Bool
+}
+
+var _ serving.Model = (*Handle)(nil)
+
+// Model returns a Handle serving model through alias ("" or Latest for the
+// newest version). The alias does not need to exist yet: until it has a
+// loaded version, Predict returns ErrNotServing.
+func (s *Server) Model(model, alias string) (*Handle, error) {
+	if err := checkName("model", model); err != nil {
+		return nil, err
+	}
+	if alias == "" {
+		alias = Latest
+	}
+	if alias != Latest {
+		if err := checkAlias(alias); err != nil {
+			return nil, err
+		}
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.mu.Lock()
+	t := s.targetLocked(model, alias)
+	s.mu.Unlock()
+	return &Handle{srv: s, t: t}, nil
+}
+
+// Predict runs the request on the version the alias serves now. To learn
+// which version answered, use PredictVersion or WithServedHook.
+func (h *Handle) Predict(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, error) {
+	out, _, err := h.PredictVersion(ctx, inputs)
+	return out, err
+}
+
+// PredictVersion is Predict that also says which version answered (zero
+// Served when none did).
+func (h *Handle) PredictVersion(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, Served, error) {
+	if h.closed.Load() {
+		return nil, Served{}, ErrClosed
+	}
+	l := h.t.acquire()
+	if l == nil {
+		if h.srv.closed.Load() {
+			return nil, Served{}, ErrClosed
+		}
+		h.srv.notServing.Add(1)
+		return nil, Served{}, fmt.Errorf("%w: %s alias %q has no loaded version", ErrNotServing, h.t.model, h.t.alias)
+	}
+	defer l.release()
+	l.requests.Add(1)
+	out, err := l.m.Predict(ctx, inputs)
+	sv := Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number}
+	if hook, ok := ctx.Value(servedKey{}).(func(Served)); ok && hook != nil {
+		hook(sv)
+	}
+	return out, sv, err
+}
+
+// Info describes the version served now, with its name set to
+// "<model>@<alias>"; before any version loads only the name is set.
+func (h *Handle) Info() serving.Info {
+	l := h.t.acquire()
+	if l == nil {
+		return serving.Info{Name: h.Name()}
+	}
+	defer l.release()
+	info := l.m.Info()
+	info.Name = h.Name()
+	return info
+}
+
+// Name returns "<model>@<alias>".
+func (h *Handle) Name() string { return h.t.model + "@" + h.t.alias }
+
+// Version returns the version the alias serves now.
+func (h *Handle) Version() (Version, bool) {
+	if l := h.t.cur.Load(); l != nil {
+		return l.v, true
+	}
+	return Version{}, false
+}
+
+// Close detaches the handle: later calls return ErrClosed. The versions
+// belong to the Server and stay loaded.
+func (h *Handle) Close() error {
+	h.closed.Store(true)
+	return nil
+}

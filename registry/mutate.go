@@ -1,0 +1,361 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// updateManifest rewrites one version's manifest atomically under the write
+// lock. change returns false when nothing needs writing.
+func (s *Store) updateManifest(ctx context.Context, model string, number int64, change func(v *Version) (bool, error)) (Version, error) {
+	dir, err := s.Dir(model, number)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Version{}, err
+	}
+	v, err := readManifest(dir, model, number)
+	if os.IsNotExist(err) {
+		return Version{}, fmt.Errorf("%w: %s version %d", ErrNotFound, model, number)
+	}
+	if err != nil {
+		return Version{}, err
+	}
+	v.Tags = maps.Clone(v.Tags)
+	changed, err := change(&v)
+	if err != nil || !changed {
+		return v, err
+	}
+	data, err := encodeManifest(v)
+	if err != nil {
+		return Version{}, err
+	}
+	return v, writeFileAtomic(dir, ManifestFile, data)
+}
+
+// Tag sets a free label on a version; key follows ValidName, value is any
+// text.
+func (s *Store) Tag(ctx context.Context, model string, number int64, key, value string) error {
+	if err := checkName("tag", key); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var old string
+	_, err = s.updateManifest(ctx, model, number, func(v *Version) (bool, error) {
+		old = v.Tags[key]
+		if v.Tags == nil {
+			v.Tags = map[string]string{}
+		}
+		v.Tags[key] = value
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: tag %s/%d: %w", model, number, err)
+	}
+	s.log.Info("tagged", "model", model, "version", number, "key", key, "value", value)
+	return s.audit(ctx, AuditEvent{Action: ActionTag, Model: model, Version: number, Key: key, Old: old, New: value})
+}
+
+// Untag removes a label from a version; removing a missing label is not an
+// error and is not audited.
+func (s *Store) Untag(ctx context.Context, model string, number int64, key string) error {
+	if err := checkName("tag", key); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var old string
+	var had bool
+	_, err = s.updateManifest(ctx, model, number, func(v *Version) (bool, error) {
+		old, had = v.Tags[key]
+		delete(v.Tags, key)
+		return had, nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: untag %s/%d: %w", model, number, err)
+	}
+	if !had {
+		return nil
+	}
+	return s.audit(ctx, AuditEvent{Action: ActionUntag, Model: model, Version: number, Key: key, Old: old})
+}
+
+// Archive marks a version archived: it stays on disk and can be fetched,
+// but it is no longer "latest", cannot be aliased and is not loaded by the
+// latest-N policy. Archiving a version an alias points at fails with
+// ErrAliased.
+func (s *Store) Archive(ctx context.Context, model string, number int64) error {
+	return s.setArchived(ctx, model, number, true)
+}
+
+// Unarchive reverses Archive.
+func (s *Store) Unarchive(ctx context.Context, model string, number int64) error {
+	return s.setArchived(ctx, model, number, false)
+}
+
+func (s *Store) setArchived(ctx context.Context, model string, number int64, archived bool) error {
+	action := ActionArchive
+	if !archived {
+		action = ActionUnarchive
+	}
+	if err := checkName("model", model); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if archived {
+		if err := s.refuseAliased(model, number); err != nil {
+			return fmt.Errorf("registry: archive: %w", err)
+		}
+	}
+	changed := false
+	_, err = s.updateManifest(ctx, model, number, func(v *Version) (bool, error) {
+		changed = v.Archived != archived
+		v.Archived = archived
+		return changed, nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: %s %s/%d: %w", action, model, number, err)
+	}
+	if !changed {
+		return nil
+	}
+	s.log.Info(string(action), "model", model, "version", number)
+	return s.audit(ctx, AuditEvent{Action: action, Model: model, Version: number,
+		Old: strconv.FormatBool(!archived), New: strconv.FormatBool(archived)})
+}
+
+// refuseAliased fails with ErrAliased when an alias points at the version.
+func (s *Store) refuseAliased(model string, number int64) error {
+	aliases, err := readAliases(filepath.Join(s.root, model), model)
+	if err != nil {
+		return err
+	}
+	for _, a := range aliases {
+		if a.Version == number {
+			return fmt.Errorf("%w: %s version %d is %q; move the alias first", ErrAliased, model, number, a.Name)
+		}
+	}
+	return nil
+}
+
+// Delete removes a version. It fails with ErrAliased while an alias points
+// at it. The directory is first renamed away (one atomic step that readers
+// see), then removed; the version is also dropped from alias histories.
+func (s *Store) Delete(ctx context.Context, model string, number int64) error {
+	dir, err := s.Dir(model, number)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return fmt.Errorf("%w: %s version %d", ErrNotFound, model, number)
+	}
+	modelDir := filepath.Join(s.root, model)
+	aliases, err := readAliases(modelDir, model)
+	if err != nil {
+		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
+	}
+	pruned := false
+	for i, a := range aliases {
+		if a.Version == number {
+			return fmt.Errorf("registry: delete: %w: %s version %d is %q; move the alias first", ErrAliased, model, number, a.Name)
+		}
+		if slices.Contains(a.Previous, number) {
+			aliases[i].Previous = slices.DeleteFunc(slices.Clone(a.Previous), func(p int64) bool { return p == number })
+			pruned = true
+		}
+	}
+	trash := tempName(modelDir, "delete")
+	if err := os.Rename(dir, trash); err != nil {
+		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
+	}
+	if err := syncDir(modelDir); err != nil {
+		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		s.log.Warn("leftover of a deleted version", "path", trash, "err", err)
+	}
+	if pruned {
+		if err := s.writeAliases(modelDir, model, aliases); err != nil {
+			return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
+		}
+	}
+	s.log.Info("deleted", "model", model, "version", number)
+	return s.audit(ctx, AuditEvent{Action: ActionDelete, Model: model, Version: number, Old: strconv.FormatInt(number, 10)})
+}
+
+func (s *Store) writeAliases(modelDir, model string, aliases []Alias) error {
+	data, err := encodeAliases(model, aliases)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(modelDir, AliasesFile, data)
+}
+
+// SetAlias points alias at a version, creating the alias or moving it; the
+// version it pointed at before is remembered for Rollback. The version must
+// exist and not be archived.
+func (s *Store) SetAlias(ctx context.Context, model, alias string, number int64) error {
+	if err := checkAlias(alias); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	v, err := s.Get(ctx, model, number)
+	if err != nil {
+		return fmt.Errorf("registry: set alias %s/%s: %w", model, alias, err)
+	}
+	if v.Archived {
+		return fmt.Errorf("registry: set alias %s/%s: %w: version %d; unarchive it first", model, alias, ErrArchived, number)
+	}
+	modelDir := filepath.Join(s.root, model)
+	aliases, err := readAliases(modelDir, model)
+	if err != nil {
+		return fmt.Errorf("registry: set alias %s/%s: %w", model, alias, err)
+	}
+	var old int64
+	i := slices.IndexFunc(aliases, func(a Alias) bool { return a.Name == alias })
+	if i < 0 {
+		aliases = append(aliases, Alias{Name: alias})
+		i = len(aliases) - 1
+	}
+	a := &aliases[i]
+	old = a.Version
+	if old == number {
+		return nil
+	}
+	if old != 0 {
+		a.Previous = append(slices.Clone(a.Previous), old)
+		if len(a.Previous) > s.opts.AliasHistory {
+			a.Previous = a.Previous[len(a.Previous)-s.opts.AliasHistory:]
+		}
+	}
+	a.Version = number
+	a.Updated = s.opts.Now().UTC()
+	if err := s.writeAliases(modelDir, model, aliases); err != nil {
+		return fmt.Errorf("registry: set alias %s/%s: %w", model, alias, err)
+	}
+	s.log.Info("alias moved", "model", model, "alias", alias, "from", old, "to", number)
+	return s.audit(ctx, AuditEvent{Action: ActionSetAlias, Model: model, Alias: alias, Version: number,
+		Old: versionString(old), New: versionString(number)})
+}
+
+func versionString(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Rollback moves alias back to the version it pointed at before the last
+// move, skipping earlier versions that were since deleted or archived, and
+// returns that version. ErrNoHistory means there is none to go back to.
+func (s *Store) Rollback(ctx context.Context, model, alias string) (int64, error) {
+	if err := checkAlias(alias); err != nil {
+		return 0, err
+	}
+	if err := checkName("model", model); err != nil {
+		return 0, err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	modelDir := filepath.Join(s.root, model)
+	aliases, err := readAliases(modelDir, model)
+	if err != nil {
+		return 0, fmt.Errorf("registry: rollback %s/%s: %w", model, alias, err)
+	}
+	i := slices.IndexFunc(aliases, func(a Alias) bool { return a.Name == alias })
+	if i < 0 {
+		return 0, fmt.Errorf("registry: rollback: %w: %s alias %q", ErrNotFound, model, alias)
+	}
+	a := &aliases[i]
+	prev := slices.Clone(a.Previous)
+	var to int64
+	for len(prev) > 0 {
+		cand := prev[len(prev)-1]
+		prev = prev[:len(prev)-1]
+		if v, err := s.Get(ctx, model, cand); err == nil && !v.Archived {
+			to = cand
+			break
+		}
+	}
+	if to == 0 {
+		return 0, fmt.Errorf("registry: rollback: %w: %s alias %q points at %d", ErrNoHistory, model, alias, a.Version)
+	}
+	old := a.Version
+	a.Version, a.Previous, a.Updated = to, prev, s.opts.Now().UTC()
+	if err := s.writeAliases(modelDir, model, aliases); err != nil {
+		return 0, fmt.Errorf("registry: rollback %s/%s: %w", model, alias, err)
+	}
+	s.log.Info("alias rolled back", "model", model, "alias", alias, "from", old, "to", to)
+	return to, s.audit(ctx, AuditEvent{Action: ActionRollback, Model: model, Alias: alias, Version: to,
+		Old: versionString(old), New: versionString(to)})
+}
+
+// DeleteAlias removes an alias. A Server keeps serving the version the
+// alias last pointed at to models already asked for it, until it closes.
+func (s *Store) DeleteAlias(ctx context.Context, model, alias string) error {
+	if err := checkAlias(alias); err != nil {
+		return err
+	}
+	if err := checkName("model", model); err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	modelDir := filepath.Join(s.root, model)
+	aliases, err := readAliases(modelDir, model)
+	if err != nil {
+		return fmt.Errorf("registry: delete alias %s/%s: %w", model, alias, err)
+	}
+	i := slices.IndexFunc(aliases, func(a Alias) bool { return a.Name == alias })
+	if i < 0 {
+		return fmt.Errorf("registry: delete alias: %w: %s alias %q", ErrNotFound, model, alias)
+	}
+	old := aliases[i].Version
+	aliases = slices.Delete(aliases, i, i+1)
+	if err := s.writeAliases(modelDir, model, aliases); err != nil {
+		return fmt.Errorf("registry: delete alias %s/%s: %w", model, alias, err)
+	}
+	s.log.Info("alias deleted", "model", model, "alias", alias, "was", old)
+	return s.audit(ctx, AuditEvent{Action: ActionDeleteAlias, Model: model, Alias: alias, Old: versionString(old)})
+}

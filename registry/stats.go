@@ -1,0 +1,161 @@
+package registry
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stats is a snapshot of a Server's counters and of what it serves.
+type Stats struct {
+	Polls        uint64 // registry reads
+	PollErrors   uint64 // reads that failed (nothing was unloaded)
+	Loads        uint64 // versions loaded and warmed up
+	LoadFailures uint64 // versions that failed checksum, load or warm-up
+	Swaps        uint64 // alias moves applied
+	Unloads      uint64 // versions taken out of the loaded set
+	Closed       uint64 // versions closed after draining
+	// NotServing counts requests refused because their alias had no
+	// loaded version.
+	NotServing    uint64
+	EventsDropped uint64
+	// LastError is the most recent failure, and when it happened.
+	LastError   string
+	LastErrorAt time.Time
+	// Loaded lists the versions in the loaded set.
+	Loaded []LoadedStats
+	// Serving lists what each alias serves.
+	Serving []ServingStats
+}
+
+// LoadedStats describes one loaded version.
+type LoadedStats struct {
+	Model    string
+	Version  int64
+	LoadedAt time.Time
+	// Requests served by this version so far.
+	Requests uint64
+	// InFlight is the number of requests running on it now.
+	InFlight int64
+}
+
+// ServingStats says which version an alias serves.
+type ServingStats struct {
+	Model, Alias string
+	Version      int64
+	Since        time.Time
+}
+
+// Stats returns a snapshot. It never waits for a load in progress.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Polls: s.polls.Load(), PollErrors: s.pollErrors.Load(), Loads: s.loads.Load(),
+		LoadFailures: s.loadFailures.Load(), Swaps: s.swaps.Load(), Unloads: s.unloads.Load(),
+		Closed: s.closes.Load(), NotServing: s.notServing.Load(), EventsDropped: s.dropped.Load(),
+	}
+	if e := s.lastErr.Load(); e != nil {
+		st.LastError, st.LastErrorAt = e.err.Error(), e.at
+	}
+	s.mu.RLock()
+	for _, ms := range s.models {
+		for _, l := range ms.lives {
+			st.Loaded = append(st.Loaded, LoadedStats{
+				Model: l.v.Model, Version: l.v.Number, LoadedAt: l.loadedAt,
+				Requests: l.requests.Load(), InFlight: max(l.refs.Load()-1, 0),
+			})
+		}
+	}
+	for k, t := range s.targets {
+		if l := t.cur.Load(); l != nil {
+			st.Serving = append(st.Serving, ServingStats{Model: k.model, Alias: k.alias,
+				Version: l.v.Number, Since: time.Unix(0, t.since.Load())})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(st.Loaded, func(a, b LoadedStats) int {
+		if c := cmpString(a.Model, b.Model); c != 0 {
+			return c
+		}
+		return int(a.Version - b.Version)
+	})
+	slices.SortFunc(st.Serving, func(a, b ServingStats) int {
+		if c := cmpString(a.Model, b.Model); c != 0 {
+			return c
+		}
+		return cmpString(a.Alias, b.Alias)
+	})
+	return st
+}
+
+// Collector returns a prometheus.Collector over Stats, for the caller to
+// register where it likes. Metric names start with quiver_registry_.
+func (s *Server) Collector() prometheus.Collector { return &collector{s: s} }
+
+type collector struct{ s *Server }
+
+var (
+	counterNames = []struct{ name, help string }{
+		{"polls_total", "Registry reads."},
+		{"poll_errors_total", "Registry reads that failed; nothing was unloaded."},
+		{"loads_total", "Versions loaded and warmed up."},
+		{"load_failures_total", "Versions that failed checksum, load or warm-up and were not swapped in."},
+		{"swaps_total", "Alias moves applied."},
+		{"unloads_total", "Versions taken out of the loaded set."},
+		{"closed_total", "Versions closed after their last request."},
+		{"not_serving_total", "Requests refused because their alias had no loaded version."},
+		{"events_dropped_total", "Events dropped because the events channel was full."},
+	}
+	descRequests = prometheus.NewDesc("quiver_registry_version_requests_total",
+		"Requests served by a loaded version.", []string{"model", "version"}, nil)
+	descInFlight = prometheus.NewDesc("quiver_registry_version_in_flight",
+		"Requests running on a loaded version.", []string{"model", "version"}, nil)
+	descServing = prometheus.NewDesc("quiver_registry_serving_version",
+		"Version number an alias serves.", []string{"model", "alias"}, nil)
+)
+
+var descCounters = func() map[string]*prometheus.Desc {
+	m := make(map[string]*prometheus.Desc, len(counterNames))
+	for _, c := range counterNames {
+		m[c.name] = prometheus.NewDesc("quiver_registry_"+c.name, c.help, nil, nil)
+	}
+	return m
+}()
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, n := range counterNames {
+		ch <- descCounters[n.name]
+	}
+	ch <- descRequests
+	ch <- descInFlight
+	ch <- descServing
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	vals := []uint64{st.Polls, st.PollErrors, st.Loads, st.LoadFailures, st.Swaps, st.Unloads,
+		st.Closed, st.NotServing, st.EventsDropped}
+	for i, n := range counterNames {
+		ch <- prometheus.MustNewConstMetric(descCounters[n.name], prometheus.CounterValue, float64(vals[i]))
+	}
+	// A republished version number can be loaded twice for a moment; sum.
+	type key struct {
+		model   string
+		version int64
+	}
+	reqs, inflight := map[key]uint64{}, map[key]int64{}
+	for _, l := range st.Loaded {
+		k := key{l.Model, l.Version}
+		reqs[k] += l.Requests
+		inflight[k] += l.InFlight
+	}
+	for k, n := range reqs {
+		v := strconv.FormatInt(k.version, 10)
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), k.model, v)
+		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(inflight[k]), k.model, v)
+	}
+	for _, sv := range st.Serving {
+		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, float64(sv.Version), sv.Model, sv.Alias)
+	}
+}
