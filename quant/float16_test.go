@@ -1,0 +1,204 @@
+package quant
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/stretchr/testify/require"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+func TestFloat16Exhaustive(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		f := Float16(h).Float32()
+		if h&0x7c00 == 0x7c00 && h&0x3ff != 0 {
+			require.True(t, math.IsNaN(float64(f)), "%#x", h)
+			back := ToFloat16(f)
+			require.True(t, back&0x7c00 == 0x7c00 && back&0x3ff != 0, "NaN stays NaN: %#x -> %#x", h, back)
+			require.Equal(t, uint16(h)&0x8000, uint16(back)&0x8000, "NaN keeps its sign")
+			continue
+		}
+		require.Equal(t, Float16(h), ToFloat16(f), "round trip of %#x (%v)", h, f)
+	}
+}
+
+func TestFloat16Values(t *testing.T) {
+	cases := []struct {
+		f    float32
+		want Float16
+	}{
+		{1, 0x3c00},
+		{-2, 0xc000},
+		{65504, 0x7bff},
+		{65519.996, 0x7bff},
+		{65520, 0x7c00}, // halfway to the next binade rounds to Inf
+		{1e10, 0x7c00},
+		{float32(math.Inf(-1)), 0xfc00},
+		{0x1p-24, 0x0001},     // smallest subnormal
+		{0x1p-25, 0x0000},     // tie between 0 and 2^-24: even is 0
+		{0x1.8p-25, 0x0001},   // above the tie
+		{0x1.8p-24, 0x0002},   // tie between 1 and 2 subnormal units: even is 2
+		{0x1p-14, 0x0400},     // smallest normal
+		{0x1.ff8p-15, 0x03ff}, // largest subnormal
+		{0x1.ffcp-15, 0x0400}, // tie with the smallest normal: even rounds up into it
+		{1 + 0x1p-11, 0x3c00}, // tie, even mantissa stays
+		{1 + 0x3p-11, 0x3c02}, // tie, odd mantissa rounds up
+		{1 + 0x1p-11 + 0x1p-23, 0x3c01}, // just above the tie
+		{0.1, 0x2e66},
+		{float32(math.Copysign(0, -1)), 0x8000},
+		{1e-30, 0},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, ToFloat16(tc.f), "ToFloat16(%v)", tc.f)
+	}
+	nan := ToFloat16(float32(math.NaN()))
+	require.True(t, math.IsNaN(float64(nan.Float32())))
+}
+
+// nearestFloat16 is an independent reference: the nearest finite binary16
+// (ties to even mantissa) found by search over all values, or Inf at and
+// beyond 65520.
+func nearestFloat16(f float32, table []float64) Float16 {
+	a := math.Abs(float64(f))
+	sign := Float16(0)
+	if math.Signbit(float64(f)) {
+		sign = 0x8000
+	}
+	if a >= 65520 {
+		return sign | 0x7c00
+	}
+	i := sort.SearchFloat64s(table, a) // table[i] >= a
+	if table[i] == a {
+		return sign | Float16(i)
+	}
+	lo, hi := table[i-1], table[i]
+	switch {
+	case a-lo < hi-a:
+		return sign | Float16(i-1)
+	case a-lo > hi-a:
+		return sign | Float16(i)
+	case (i-1)&1 == 0:
+		return sign | Float16(i-1)
+	}
+	return sign | Float16(i)
+}
+
+func TestFloat16AgainstReference(t *testing.T) {
+	table := make([]float64, 0x7c00) // positive finite binary16 in order
+	for h := range table {
+		table[h] = float64(Float16(h).Float32())
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 200000 {
+		b := r.Uint32()
+		// Concentrate on the binary16 range and its edges.
+		if r.IntN(2) == 0 {
+			b = b&0x807fffff | uint32(100+r.IntN(60))<<23
+		}
+		f := math.Float32frombits(b)
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			continue
+		}
+		require.Equal(t, nearestFloat16(f, table), ToFloat16(f), "f=%v bits %#x", f, b)
+	}
+}
+
+func TestBFloat16(t *testing.T) {
+	cases := []struct {
+		bits uint32
+		want BFloat16
+	}{
+		{0x3f800000, 0x3f80},
+		{0x3f808000, 0x3f80}, // tie, even stays
+		{0x3f818000, 0x3f82}, // tie, odd rounds up
+		{0x3f808001, 0x3f81},
+		{0x7f7fffff, 0x7f80}, // rounds past the largest bfloat16 to Inf
+		{0xff800000, 0xff80},
+		{0x80000000, 0x8000},
+		{0x00000001, 0x0000}, // subnormal rounds to zero
+		{0x00008000, 0x0000}, // tie, even
+		{0x00018000, 0x0002},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, ToBFloat16(math.Float32frombits(tc.bits)), "%#x", tc.bits)
+	}
+	for _, nanBits := range []uint32{0x7fc00000, 0xffc00001, 0x7f800001, 0x7f80ffff} {
+		b := ToBFloat16(math.Float32frombits(nanBits))
+		require.True(t, math.IsNaN(float64(b.Float32())), "%#x -> %#x", nanBits, b)
+		require.Equal(t, uint16(nanBits>>16)&0x8000, uint16(b)&0x8000)
+	}
+	// Reference: the nearer of the two truncation neighbours, ties to even.
+	r := rand.New(rand.NewPCG(13, 14))
+	for range 200000 {
+		b := r.Uint32()
+		f := math.Float32frombits(b)
+		if math.IsNaN(float64(f)) {
+			continue
+		}
+		lo := BFloat16(b >> 16)
+		hi := lo + 1
+		hv := float64(hi.Float32())
+		if math.IsInf(hv, 0) {
+			hv = math.Copysign(0x1p128, hv) // unbounded-exponent neighbour: overflow rounds to Inf
+		}
+		dl := math.Abs(float64(f) - float64(lo.Float32()))
+		dh := math.Abs(float64(f) - hv)
+		want := lo
+		if dh < dl || (dh == dl && lo&1 == 1) {
+			want = hi
+		}
+		if math.IsInf(float64(f), 0) {
+			want = lo
+		}
+		require.Equal(t, want, ToBFloat16(f), "bits %#x", b)
+	}
+}
+
+func TestFloat16Slices(t *testing.T) {
+	src := []float32{1, -2, 0.5, 65504}
+	h := make([]Float16, 4)
+	bf := make([]BFloat16, 4)
+	back := make([]float32, 4)
+	require.NoError(t, ToFloat16Slice(h, src))
+	require.NoError(t, FromFloat16Slice(back, h))
+	require.Equal(t, src, back)
+	require.NoError(t, ToBFloat16Slice(bf[:3], src[:3]))
+	require.NoError(t, FromBFloat16Slice(back[:3], bf[:3]))
+	require.Equal(t, src[:3], back[:3])
+	require.ErrorIs(t, ToFloat16Slice(h[:1], src), ErrShape)
+	require.ErrorIs(t, FromFloat16Slice(back, h[:1]), ErrShape)
+	require.ErrorIs(t, ToBFloat16Slice(bf[:1], src), ErrShape)
+	require.ErrorIs(t, FromBFloat16Slice(back, bf[:1]), ErrShape)
+}
+
+// TestFloat16MatchesORTCast checks ToFloat16 against ONNX Runtime's Cast.
+func TestFloat16MatchesORTCast(t *testing.T) {
+	initORT(t)
+	x := edgeData(0x1p-20, 4096, 21)
+	x = append(x, 65519.996, 65520, 0x1p-25, 0x1.8p-24, 1+0x1p-11, 1+0x3p-11, float32(math.Inf(-1)))
+	n := int64(len(x))
+	g := &onnx.GraphProto{
+		Name:   "cast",
+		Node:   []*onnx.NodeProto{node("Cast", []string{"x"}, []string{"y"}, intAttr("to", int64(onnx.TensorProto_FLOAT16)))},
+		Input:  []*onnx.ValueInfoProto{valueInfo("x", onnx.TensorProto_FLOAT, n)},
+		Output: []*onnx.ValueInfoProto{valueInfo("y", onnx.TensorProto_FLOAT16, n)},
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(marshalModel(t, model(13, g)), []string{"x"}, []string{"y"}, nil)
+	require.NoError(t, err)
+	defer sess.Destroy()
+	xt, err := ort.NewTensor(ort.NewShape(n), x)
+	require.NoError(t, err)
+	defer xt.Destroy()
+	buf := make([]byte, 2*n)
+	yt, err := ort.NewCustomDataTensor(ort.NewShape(n), buf, ort.TensorElementDataTypeFloat16)
+	require.NoError(t, err)
+	defer yt.Destroy()
+	require.NoError(t, sess.Run([]ort.Value{xt}, []ort.Value{yt}))
+	for i, v := range x {
+		want := Float16(uint16(buf[2*i]) | uint16(buf[2*i+1])<<8)
+		require.Equal(t, want, ToFloat16(v), "x=%v", v)
+	}
+}
