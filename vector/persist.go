@@ -26,12 +26,12 @@ import (
 // Free slots are written as flags 0 with nothing else. Deleted slots that
 // are not compacted yet are written with their links (search walks them).
 const (
-	fileMagic   = "QVIX"
-	fileVersion = 1
-	kindHNSW    = 1
-	kindFlat    = 2
-	keyTypeString  = 1
-	keyUint64   = 2
+	fileMagic     = "QVIX"
+	fileVersion   = 1
+	kindHNSW      = 1
+	kindFlat      = 2
+	keyTypeString = 1
+	keyUint64     = 2
 )
 
 func keyTypeOf[K Key]() uint8 {
@@ -545,4 +545,3 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 	h.seq.Store(uint64(n))
 	return h, nil
 }
-

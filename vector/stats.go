@@ -84,8 +84,8 @@ func Collector(prefix string, stats func() Stats) prometheus.Collector {
 }
 
 type collector struct {
-	prefix                                                                    string
-	stats                                                                     func() Stats
+	prefix                                                                   string
+	stats                                                                    func() Stats
 	live, deleted, slots, bytes, searches, exact, inserts, deletes, compacts *prometheus.Desc
 }
 

@@ -1,0 +1,143 @@
+package vector
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestChurnBounded adds and deletes many rounds: compaction must reclaim
+// the slots (capacity stays bounded) and recall must hold.
+func TestChurnBounded(t *testing.T) {
+	ctx := context.Background()
+	const live, dim = 1000, 16
+	data, queries := clustered(live*6, 30, dim, 10, 8)
+	h := must(NewHNSW[uint64](Options{Dim: dim, EfConstruction: 64, Capacity: 256, CompactRatio: 0.2}))
+	require.NoError(t, h.Add(ctx, items(data[:live])...))
+	next := live
+	for round := 0; round < 20; round++ {
+		// delete the oldest 250, add 250 new
+		var del []uint64
+		for id := next - live; id < next-live+250; id++ {
+			del = append(del, uint64(id))
+		}
+		n, err := h.Delete(ctx, del...)
+		require.NoError(t, err)
+		require.Equal(t, 250, n)
+		batch := make([]Item[uint64], 250)
+		for i := range batch {
+			id := next + i
+			batch[i] = Item[uint64]{ID: uint64(id), Vector: data[id%len(data)]}
+		}
+		require.NoError(t, h.Add(ctx, batch...))
+		next += 250
+		require.Equal(t, live, h.Len())
+	}
+	st := h.Stats()
+	require.Greater(t, st.Compactions, int64(5))
+	require.LessOrEqual(t, st.Slots, 2048, "20 rounds x 250 churned items must reuse slots")
+
+	// recall over the live set, against exact search
+	require.NoError(t, h.Compact(ctx))
+	f := must(NewFlat[uint64](FlatOptions{Dim: dim}))
+	for id := next - live; id < next; id++ {
+		require.NoError(t, f.Add(ctx, Item[uint64]{ID: uint64(id), Vector: data[id%len(data)]}))
+	}
+	var hit, total int
+	for _, q := range queries {
+		want, _ := f.Search(ctx, q, 10, SearchOptions{})
+		got, _ := h.Search(ctx, q, 10, SearchOptions{Ef: 64})
+		set := map[uint64]bool{}
+		for _, r := range got {
+			set[r.ID] = true
+		}
+		for _, r := range want {
+			if set[r.ID] {
+				hit++
+			}
+		}
+		total += len(want)
+	}
+	r := float64(hit) / float64(total)
+	t.Logf("recall@10 after churn: %.3f, stats %+v", r, st)
+	require.GreaterOrEqual(t, r, 0.95)
+}
+
+func TestDeleteEverythingThenReuse(t *testing.T) {
+	ctx := context.Background()
+	data, _ := clustered(300, 1, 8, 3, 9)
+	h := must(NewHNSW[uint64](Options{Dim: 8, EfConstruction: 32, CompactRatio: -1}))
+	require.NoError(t, h.Add(ctx, items(data)...))
+	ids := make([]uint64, len(data))
+	for i := range ids {
+		ids[i] = uint64(i)
+	}
+	n, err := h.Delete(ctx, ids...)
+	require.NoError(t, err)
+	require.Equal(t, 300, n)
+	res, err := h.Search(ctx, data[0], 5, SearchOptions{})
+	require.NoError(t, err)
+	require.Empty(t, res)
+	require.NoError(t, h.Compact(ctx))
+	require.Equal(t, 300, h.Stats().FreeSlots)
+	require.NoError(t, h.Add(ctx, items(data[:10])...))
+	res, err = h.Search(ctx, data[4], 1, SearchOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), res[0].ID)
+	require.Zero(t, res[0].Distance)
+	require.Equal(t, 290, h.Stats().FreeSlots)
+}
+
+func TestFilteredSearch(t *testing.T) {
+	ctx := context.Background()
+	data, queries := clustered(3000, 20, 16, 10, 10)
+	h := must(NewHNSW[uint64](Options{Dim: 16, EfConstruction: 64}))
+	f := must(NewFlat[uint64](FlatOptions{Dim: 16}))
+	its := items(data)
+	for i := range its {
+		its[i].Metadata = Metadata{"mod10": i % 10, "lang": []string{"en", "fr", "de"}[i%3], "rare": i%500 == 0}
+	}
+	require.NoError(t, h.Add(ctx, its...))
+	require.NoError(t, f.Add(ctx, its...))
+	cases := []struct {
+		name   string
+		filter Filter
+		want   int // how many items match
+	}{
+		{"eq string", Eq("lang", "fr"), 1000},
+		{"eq number", Eq("mod10", 3), 300},
+		{"range", Range("mod10", 2, 4), 900},
+		{"set", In("lang", "en", "de"), 2000},
+		{"and", And(Eq("lang", "en"), Range("mod10", math.Inf(-1), 4)), 500},
+		{"rare: exact scan", Eq("rare", true), 6},
+		{"not", Not(Eq("lang", "en")), 2000},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var hit, total int
+			for _, q := range queries {
+				want, err := f.Search(ctx, q, 10, SearchOptions{Filter: c.filter})
+				require.NoError(t, err)
+				require.Len(t, want, min(10, c.want))
+				got, err := h.Search(ctx, q, 10, SearchOptions{Filter: c.filter, Ef: 64})
+				require.NoError(t, err)
+				require.Len(t, got, min(10, c.want), "a selective filter still returns k results")
+				set := map[uint64]bool{}
+				for _, r := range got {
+					require.True(t, c.filter.Match(r.Metadata), "result %d does not match", r.ID)
+					set[r.ID] = true
+				}
+				for _, r := range want {
+					if set[r.ID] {
+						hit++
+					}
+				}
+				total += len(want)
+			}
+			require.GreaterOrEqual(t, float64(hit)/float64(total), 0.9)
+		})
+	}
+	require.Positive(t, h.Stats().ExactScans)
+}
