@@ -29,22 +29,38 @@ func Bucket(salt, unit string) uint32 {
 	return h.bucket(unit)
 }
 
-// prefix is an xxhash state that has already consumed salt ‖ separator, so
-// that each assignment only hashes the unit id.
-type prefix struct{ d xxhash.Digest }
+// prefix holds salt ‖ separator. Short keys are hashed in one shot from a
+// stack buffer (xxhash's one-shot path is several times faster than its
+// streaming Digest); longer ones stream from an xxhash state that has
+// already consumed the prefix.
+type prefix struct {
+	key []byte        // salt ‖ separator
+	d   xxhash.Digest // state after key
+}
+
+// stackKey is the longest salt ‖ separator ‖ unit hashed from the stack.
+const stackKey = 128
 
 func newPrefix(salt, sep string) prefix {
-	var p prefix
+	p := prefix{key: []byte(salt + sep)}
 	p.d.Reset()
-	_, _ = p.d.WriteString(salt)
-	_, _ = p.d.WriteString(sep)
+	_, _ = p.d.Write(p.key)
 	return p
 }
 
 func (p *prefix) bucket(unit string) uint32 {
+	return uint32(p.hash(unit) % Buckets)
+}
+
+func (p *prefix) hash(unit string) uint64 {
+	if n := len(p.key) + len(unit); n <= stackKey {
+		var buf [stackKey]byte
+		copy(buf[copy(buf[:], p.key):], unit)
+		return xxhash.Sum64(buf[:n])
+	}
 	d := p.d // copy: the prefix is shared by concurrent callers
 	_, _ = d.WriteString(unit)
-	return uint32(d.Sum64() % Buckets)
+	return d.Sum64()
 }
 
 // validSalt reports whether s can be used as a salt: it must not contain

@@ -63,8 +63,10 @@ func TestBucketMatchesOneShotHash(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 1000 {
 		salt := strconv.FormatUint(r.Uint64(), 36)
-		// Units of every length around xxhash's 32-byte block size.
-		b := make([]byte, r.IntN(80)+1)
+		// Units of every length around xxhash's 32-byte block size and
+		// around the stack buffer's limit, where hashing switches to the
+		// streaming state.
+		b := make([]byte, r.IntN(2*stackKey)+1)
 		for i := range b {
 			b[i] = byte('a' + r.IntN(26))
 		}
