@@ -230,7 +230,10 @@ func (c *PercentileCalibrator) Range() (min, max float32, err error) {
 // EntropyCalibrator chooses the threshold on |x| that minimises the KL
 // divergence between the clipped histogram and its quantized version, the
 // method of TensorRT's entropy calibrator and ONNX Runtime's "Entropy"
-// calibration.
+// calibration. As there, thresholds are searched from QuantizedBins bins
+// upward: when outliers stretch the histogram so far that the bulk of the
+// data fits in fewer bins, the threshold cannot drop below QuantizedBins
+// bin widths; raise Bins for such data.
 type EntropyCalibrator struct {
 	h      *histogram
 	levels int

@@ -20,38 +20,23 @@ type BFloat16 uint16
 func ToFloat16(f float32) Float16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return Float16(sign | 0x7e00 | uint16(mant>>13))
+	b &^= 1 << 31
+	switch {
+	case b >= 0x47800000: // |f| >= 65536 after rounding, Inf or NaN
+		if b > 0x7f800000 {
+			return Float16(sign | 0x7e00 | uint16(b>>13)&0x3ff)
 		}
 		return Float16(sign | 0x7c00)
+	case b < 0x38800000: // below the smallest normal binary16 (2^-14)
+		// Adding 0.5 aligns the value's bits so the float32 adder performs
+		// the round-to-nearest-even into the subnormal grid.
+		v := math.Float32frombits(b) + 0.5
+		return Float16(sign | uint16(math.Float32bits(v)-0x3f000000))
+	default:
+		odd := (b >> 13) & 1
+		b += 0xc8000fff + odd // rebias exponent (-112 << 23), round half to even
+		return Float16(sign | uint16(b>>13))
 	}
-	e := exp - 127 + 15
-	if e >= 31 {
-		return Float16(sign | 0x7c00)
-	}
-	if e <= 0 {
-		if e < -10 {
-			return Float16(sign)
-		}
-		m := mant | 0x800000
-		shift := uint32(14 - e)
-		q := m >> shift
-		rem := m & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && q&1 == 1) {
-			q++
-		}
-		return Float16(sign | uint16(q))
-	}
-	q := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && q&1 == 1) {
-		q++ // may carry into the exponent, up to Inf: both are correct
-	}
-	return Float16(sign | uint16(q))
 }
 
 // Float32 converts h to float32 exactly (every binary16 value, subnormals

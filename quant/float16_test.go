@@ -37,15 +37,15 @@ func TestFloat16Values(t *testing.T) {
 		{65520, 0x7c00}, // halfway to the next binade rounds to Inf
 		{1e10, 0x7c00},
 		{float32(math.Inf(-1)), 0xfc00},
-		{0x1p-24, 0x0001},     // smallest subnormal
-		{0x1p-25, 0x0000},     // tie between 0 and 2^-24: even is 0
-		{0x1.8p-25, 0x0001},   // above the tie
-		{0x1.8p-24, 0x0002},   // tie between 1 and 2 subnormal units: even is 2
-		{0x1p-14, 0x0400},     // smallest normal
-		{0x1.ff8p-15, 0x03ff}, // largest subnormal
-		{0x1.ffcp-15, 0x0400}, // tie with the smallest normal: even rounds up into it
-		{1 + 0x1p-11, 0x3c00}, // tie, even mantissa stays
-		{1 + 0x3p-11, 0x3c02}, // tie, odd mantissa rounds up
+		{0x1p-24, 0x0001},               // smallest subnormal
+		{0x1p-25, 0x0000},               // tie between 0 and 2^-24: even is 0
+		{0x1.8p-25, 0x0001},             // above the tie
+		{0x1.8p-24, 0x0002},             // tie between 1 and 2 subnormal units: even is 2
+		{0x1p-14, 0x0400},               // smallest normal
+		{0x1.ff8p-15, 0x03ff},           // largest subnormal
+		{0x1.ffcp-15, 0x0400},           // tie with the smallest normal: even rounds up into it
+		{1 + 0x1p-11, 0x3c00},           // tie, even mantissa stays
+		{1 + 0x3p-11, 0x3c02},           // tie, odd mantissa rounds up
 		{1 + 0x1p-11 + 0x1p-23, 0x3c01}, // just above the tie
 		{0.1, 0x2e66},
 		{float32(math.Copysign(0, -1)), 0x8000},

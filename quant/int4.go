@@ -36,37 +36,42 @@ func QuantizeInt4(x []float32, blockSize int) (*Int4Blocks, error) {
 	if blockSize < 0 {
 		return nil, fmt.Errorf("%w: int4 block size %d, want > 0", ErrShape, blockSize)
 	}
-	for i, v := range x {
-		if isNonFinite(v) {
-			return nil, fmt.Errorf("%w: x[%d] is %v", ErrNonFinite, i, v)
-		}
-	}
 	nb := (len(x) + blockSize - 1) / blockSize
 	b := &Int4Blocks{N: len(x), BlockSize: blockSize, Scales: make([]float32, nb), Data: make([]byte, (len(x)+1)/2)}
 	for k := 0; k < nb; k++ {
 		start := k * blockSize
 		blk := x[start:min(start+blockSize, len(x))]
-		var m float32
+		var m, am float32
+		bad := false
 		for _, v := range blk {
-			if abs32(v) > abs32(m) {
-				m = v
+			bad = bad || v-v != 0 // NaN or ±Inf
+			if a := abs32(v); a > am {
+				m, am = v, a
 			}
 		}
+		if bad {
+			i := firstNonFinite(blk)
+			return nil, fmt.Errorf("%w: x[%d] is %v", ErrNonFinite, start+i, blk[i])
+		}
 		d := m / -8
-		if d == 0 || isNonFinite(1/d) {
-			// All zero, or so small that 1/d overflows: encode zeros.
-			d = 0
+		inv := float32(0)
+		if d != 0 && !isNonFinite(1/d) {
+			inv = 1 / d
+		} else {
+			d = 0 // all zero, or so small that 1/d overflows: encode zeros
 		}
 		b.Scales[k] = d
-		inv := float32(0)
-		if d != 0 {
-			inv = 1 / d
+		j := 0
+		if start&1 == 0 {
+			// Aligned pairs fill whole bytes.
+			out := b.Data[start>>1:]
+			for ; j+2 <= len(blk); j += 2 {
+				out[j>>1] = nibble(blk[j]*inv) | nibble(blk[j+1]*inv)<<4
+			}
 		}
-		for j, v := range blk {
-			q := (v*inv + roundMagic) - roundMagic
-			q = max(-8, min(7, q))
-			u := byte(int32(q) + 8)
+		for ; j < len(blk); j++ {
 			i := start + j
+			u := nibble(blk[j] * inv)
 			if i&1 == 0 {
 				b.Data[i>>1] = b.Data[i>>1]&0xf0 | u
 			} else {
@@ -75,6 +80,12 @@ func QuantizeInt4(x []float32, blockSize int) (*Int4Blocks, error) {
 		}
 	}
 	return b, nil
+}
+
+// nibble rounds v half to even, clamps it to [-8, 7] and returns v+8.
+func nibble(v float32) byte {
+	v = max(-8, min(7, v))
+	return byte(int32((v+roundMagic)-roundMagic) + 8)
 }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
