@@ -95,6 +95,11 @@ type weightUse struct {
 // Gemm's B without transB, axis 0 for Gemm with transB=1 and for Conv.
 // Anything else is listed in the report's Skipped.
 //
+// When no weight qualifies (and the opset is kept) the output is a copy of
+// the input bytes. Otherwise the model is re-encoded, which can change the
+// encoding (not the meaning) of untouched fields, such as packing repeated
+// numbers.
+//
 // Bytes that are not an ONNX model give an error wrapping ErrFormat.
 func QuantizeModel(model []byte, opts ModelOptions) ([]byte, *ModelReport, error) {
 	m := &onnx.ModelProto{}
@@ -295,6 +300,12 @@ func QuantizeModel(model []byte, opts ModelOptions) ([]byte, *ModelReport, error
 		rep.WeightBytesAfter += len(q) + 4*len(scales)
 	}
 	slices.SortFunc(rep.Skipped, func(a, b SkippedWeight) int { return compareStrings(a.Name, b.Name) })
+	if len(dqNodes) == 0 && rep.OpsetAfter == rep.OpsetBefore {
+		// Nothing changed: hand back the input bytes rather than a
+		// re-encoding of them.
+		rep.BytesAfter = len(model)
+		return slices.Clone(model), rep, nil
+	}
 	g.Node = append(dqNodes, g.Node...)
 
 	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)

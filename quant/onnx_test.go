@@ -290,3 +290,13 @@ func FuzzQuantizeModel(f *testing.F) {
 		require.Empty(t, rep2.Weights)
 	})
 }
+
+func TestQuantizeModelNothingToDo(t *testing.T) {
+	orig := readModel(t, "classifier.onnx")
+	out, rep, err := QuantizeModel(orig, ModelOptions{MinElements: 1 << 20})
+	require.NoError(t, err)
+	require.Empty(t, rep.Weights)
+	require.Len(t, rep.Skipped, 3)
+	require.Equal(t, orig, out, "unchanged model keeps its exact bytes")
+	require.Equal(t, rep.BytesBefore, rep.BytesAfter)
+}
