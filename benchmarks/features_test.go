@@ -174,7 +174,9 @@ func (s *mapStore) put(key string, r *featRow) error {
 }
 
 // otterStore holds *featRow values in otter v2.
-type otterStore struct{ c *otter.Cache[string, *featRow] }
+type otterStore struct {
+	c *otter.Cache[string, *featRow]
+}
 
 func newOtterStore() *otterStore {
 	featSetupKeys()
@@ -207,7 +209,9 @@ func (s *otterStore) put(key string, r *featRow) error {
 
 // ristrettoStore holds *featRow values in ristretto v2 (which may drop
 // sets under contention).
-type ristrettoStore struct{ c *ristretto.Cache[string, *featRow] }
+type ristrettoStore struct {
+	c *ristretto.Cache[string, *featRow]
+}
 
 func newRistrettoStore() *ristrettoStore {
 	featSetupKeys()

@@ -336,3 +336,11 @@ func (s *schema) defaultValue(i int) Value {
 		return Embedding(make([]float32, f.Dim))
 	}
 }
+
+// timeDuration converts a stored duration, clamping values that do not fit.
+func timeDuration(x uint64) time.Duration {
+	if x > math.MaxInt64 {
+		return -1 // rejected by validation as a negative TTL
+	}
+	return time.Duration(x)
+}
