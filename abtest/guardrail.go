@@ -189,6 +189,19 @@ func (g *Guardrail) Decisions() []Decision {
 	return append([]Decision(nil), g.decisions...)
 }
 
+// Stopped reports whether the guardrail has stopped variant. A ramp
+// controller checks it before raising a variant's weight again.
+func (g *Guardrail) Stopped(variant string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.decisions {
+		if d.Variant == variant {
+			return true
+		}
+	}
+	return false
+}
+
 // Run calls Check every interval until ctx is done, then returns ctx's error.
 func (g *Guardrail) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {

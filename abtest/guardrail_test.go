@@ -58,6 +58,8 @@ func TestGuardrailStopsOnErrorRate(t *testing.T) {
 	require.Equal(t, 0.0, e.Weights()[0].Weight, "canary routed to 0%")
 	require.Equal(t, ds, g.Decisions())
 	require.Empty(t, g.Check(), "a stopped variant is not judged again")
+	require.True(t, g.Stopped("canary"))
+	require.False(t, g.Stopped("control"))
 }
 
 func TestGuardrailNeedsSignificance(t *testing.T) {

@@ -90,8 +90,8 @@ type RouterStats struct {
 	// Errors counts failed Predict calls (assignment or model), in total.
 	Errors uint64
 	// ShadowEnqueued, ShadowDropped, ShadowCompleted and ShadowFailed count
-	// shadow copies: queued, dropped because the queue was full or the
-	// router was closing, finished without error, and finished with an error.
+	// shadow copies: queued, dropped because the queue was full, finished
+	// without error, and finished with an error.
 	ShadowEnqueued, ShadowDropped, ShadowCompleted, ShadowFailed uint64
 	// ShadowQueued is the number of copies waiting now.
 	ShadowQueued int
@@ -127,6 +127,14 @@ type ModelRouter struct {
 	closedFast  atomic.Bool
 	descs       routerDescs
 }
+
+// epoch anchors monotonic.
+var epoch = time.Now()
+
+// monotonic reads only the monotonic clock (time.Now also reads the wall
+// clock, which costs as much again on virtual machines without a fast
+// clock source).
+func monotonic() time.Duration { return time.Since(epoch) }
 
 type shadowModel struct {
 	name  string
@@ -251,7 +259,11 @@ func (r *ModelRouter) ShadowTracker() *Tracker { return r.shadowTrack }
 // with Result.Variant still set. Shadow copies are enqueued after the
 // primary answer without blocking.
 func (r *ModelRouter) Predict(ctx context.Context, req Request) (Result, error) {
-	if r.closedFast.Load() {
+	// The read lock spans the whole call, so Close waits for in-flight
+	// predictions; it is uncontended until Close.
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
 		return Result{}, ErrClosed
 	}
 	a, err := r.assigner.Assign(req.Unit, req.Attributes)
@@ -263,9 +275,9 @@ func (r *ModelRouter) Predict(ctx context.Context, req Request) (Result, error) 
 		r.errors.Add(1)
 		return Result{}, fmt.Errorf("%w: assigner returned variant index %d, want [0, %d)", ErrUnknownVariant, a.Index, len(r.models))
 	}
-	start := time.Now()
+	start := monotonic()
 	out, err := r.models[a.Index].Predict(ctx, req.Inputs)
-	lat := time.Since(start)
+	lat := monotonic() - start
 	r.requests[a.Index].Add(1)
 	if a.Enrolled {
 		v := r.tracker.vs[r.trackIdx[a.Index]]
@@ -283,14 +295,9 @@ func (r *ModelRouter) Predict(ctx context.Context, req Request) (Result, error) 
 	return res, nil
 }
 
+// enqueueShadows runs under closeMu's read lock, so the queue is open.
 func (r *ModelRouter) enqueueShadows(req Request, primary string, out map[string]serving.Value) {
-	r.closeMu.RLock()
-	defer r.closeMu.RUnlock()
 	for i := range r.shadows {
-		if r.closed {
-			r.dropped.Add(1)
-			continue
-		}
 		select {
 		case r.shadowQ <- shadowJob{shadow: i, unit: req.Unit, primary: primary, inputs: req.Inputs, outputs: out}:
 			r.enqueued.Add(1)
@@ -305,9 +312,9 @@ func (r *ModelRouter) shadowWorker() {
 	for job := range r.shadowQ {
 		s := r.shadows[job.shadow]
 		ctx, cancel := context.WithTimeout(context.Background(), r.shadowTO)
-		start := time.Now()
+		start := monotonic()
 		out, err := s.model.Predict(ctx, job.inputs)
-		lat := time.Since(start)
+		lat := monotonic() - start
 		cancel()
 		r.shadowTrack.vs[job.shadow].observeRequest(lat, err != nil)
 		if err != nil {
@@ -322,8 +329,8 @@ func (r *ModelRouter) shadowWorker() {
 	}
 }
 
-// Close stops accepting requests, lets the shadow workers finish the copies
-// already queued, and waits for them. It does not close the variant or
+// Close stops accepting requests, waits for in-flight Predict calls, lets
+// the shadow workers finish the copies already queued, and waits for them. It does not close the variant or
 // shadow models. Predict after Close returns ErrClosed; Close is idempotent.
 func (r *ModelRouter) Close() error {
 	r.closeMu.Lock()
@@ -332,7 +339,6 @@ func (r *ModelRouter) Close() error {
 		return nil
 	}
 	r.closed = true
-	r.closedFast.Store(true)
 	if r.shadowQ != nil {
 		close(r.shadowQ)
 	}

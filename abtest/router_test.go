@@ -325,3 +325,28 @@ func TestRouterWithONNXModels(t *testing.T) {
 	require.ErrorIs(t, err, serving.ErrShape)
 	require.Contains(t, err.Error(), "variant")
 }
+
+func TestRouterCloseWaitsForInFlight(t *testing.T) {
+	e := mustExperiment(t, Config{Name: "w", Variants: []Variant{{"a", 1}}})
+	slow := newFake("a")
+	slow.block = make(chan struct{})
+	r := newTestRouter(t, e, map[string]serving.Model{"a": slow}, RouterOptions{})
+	done := make(chan error)
+	go func() {
+		_, err := r.Predict(context.Background(), Request{Unit: "u", Inputs: testInputs})
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return slow.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	closed := make(chan struct{})
+	go func() { _ = r.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a prediction was in flight")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(slow.block)
+	require.NoError(t, <-done)
+	<-closed
+	_, err := r.Predict(context.Background(), Request{Unit: "u", Inputs: testInputs})
+	require.ErrorIs(t, err, ErrClosed)
+}
