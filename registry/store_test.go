@@ -470,3 +470,39 @@ func TestDecodeManifestRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentWritersShareOneRoot(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	// Two Stores on one root stand for two writer processes: the file lock
+	// makes them take turns.
+	a, err := Open(root, Options{})
+	require.NoError(t, err)
+	b, err := Open(root, Options{})
+	require.NoError(t, err)
+	const each = 8
+	errc := make(chan error, 2*each)
+	nums := make(chan int64, 2*each)
+	for _, s := range []*Store{a, b} {
+		go func() {
+			for range each {
+				v, err := s.Publish(ctx, "m", []File{{Name: "m", Data: []byte("x")}}, Meta{})
+				errc <- err
+				nums <- v.Number
+			}
+		}()
+	}
+	seen := map[int64]bool{}
+	for range 2 * each {
+		require.NoError(t, <-errc)
+		n := <-nums
+		require.False(t, seen[n], "version %d handed out twice", n)
+		seen[n] = true
+	}
+	vs, err := a.Versions(ctx, "m")
+	require.NoError(t, err)
+	require.Len(t, vs, 2*each)
+	evs, err := b.Audit(ctx)
+	require.NoError(t, err)
+	require.Len(t, evs, 2*each)
+}
