@@ -85,9 +85,13 @@ var (
 )
 
 func init() {
-	// vek reports AVX2 through its Info; only switch when it is present, so
-	// the pure-Go kernels remain the fallback everywhere else.
-	if vekHasAVX2() {
+	// Prefer the package's own AVX2+FMA kernels, then vek's AVX2 ones; the
+	// pure-Go kernels remain the fallback everywhere else.
+	switch {
+	case hasAsm:
+		l2sq = l2sqAsm
+		dot = dotAsm
+	case vekHasAVX2():
 		l2sq = l2sqVek
 		dot = dotVek
 	}

@@ -244,6 +244,7 @@ type searcher struct {
 	res   maxHeap
 	sel   []cand
 	tmp   []cand
+	nbs   []uint32
 	qbuf  []float32
 }
 
@@ -280,6 +281,23 @@ func (sc *searcher) seen(s uint32) bool {
 	return false
 }
 
+// distance returns the distance from q to slot s, calling the assembly
+// kernels directly when the CPU has them.
+func (h *HNSW[K]) distance(q []float32, s uint32) float32 {
+	v := h.vec(s)
+	if hasAsm {
+		switch h.opts.Metric {
+		case L2:
+			return l2sqAsm(q, v)
+		case Cosine:
+			return 1 - dotAsm(q, v)
+		default:
+			return -dotAsm(q, v)
+		}
+	}
+	return h.dist(q, v)
+}
+
 // greedy walks layer l from cur towards q while a neighbour is closer.
 func (h *HNSW[K]) greedy(q []float32, cur uint32, curD float32, l int) (uint32, float32) {
 	for changed := true; changed; {
@@ -288,7 +306,7 @@ func (h *HNSW[K]) greedy(q []float32, cur uint32, curD float32, l int) (uint32, 
 		n := atomic.LoadUint32(&list[0])
 		for i := uint32(1); i <= n; i++ {
 			nb := atomic.LoadUint32(&list[i])
-			if d := h.dist(q, h.vec(nb)); d < curD {
+			if d := h.distance(q, nb); d < curD {
 				cur, curD, changed = nb, d, true
 			}
 		}
@@ -315,15 +333,23 @@ func (h *HNSW[K]) searchLayer(sc *searcher, q []float32, ep uint32, epD float32,
 		if len(sc.res) >= ef && c.d > sc.res.top().d {
 			break
 		}
+		// Gather the unvisited neighbours and prefetch their vectors before
+		// computing any distance, so the memory loads overlap.
 		list := h.list(c.id, l)
 		n := atomic.LoadUint32(&list[0])
+		nbs := sc.nbs[:0]
 		for i := uint32(1); i <= n; i++ {
 			nb := atomic.LoadUint32(&list[i])
 			if sc.seen(nb) {
 				continue
 			}
-			visits++
-			d := h.dist(q, h.vec(nb))
+			nbs = append(nbs, nb)
+			prefetch(h.vec(nb))
+		}
+		sc.nbs = nbs
+		visits += len(nbs)
+		for _, nb := range nbs {
+			d := h.distance(q, nb)
 			if len(sc.res) < ef || d < sc.res.top().d {
 				sc.cand.push(cand{d, nb})
 				if h.accept(nb, f, keepDeleted) {

@@ -9,7 +9,7 @@ import (
 
 func TestKernelsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{1, 3, 7, 8, 9, 16, 31, 128, 384} {
+	for _, n := range []int{1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 63, 128, 384} {
 		a := make([]float32, n)
 		b := make([]float32, n)
 		for i := range a {
@@ -26,6 +26,8 @@ func TestKernelsAgree(t *testing.T) {
 		require.InDelta(t, wantL2, l2sqVek(a, b), 1e-3*float64(n), "l2 vek n=%d", n)
 		require.InDelta(t, wantDot, dotGo(a, b), 1e-3*float64(n), "dot go n=%d", n)
 		require.InDelta(t, wantDot, dotVek(a, b), 1e-3*float64(n), "dot vek n=%d", n)
+		require.InDelta(t, wantL2, l2sqAsm(a, b), 1e-3*float64(n), "l2 asm n=%d", n)
+		require.InDelta(t, wantDot, dotAsm(a, b), 1e-3*float64(n), "dot asm n=%d", n)
 	}
 }
 
@@ -40,7 +42,7 @@ func BenchmarkKernels(b *testing.B) {
 		for _, k := range []struct {
 			name string
 			f    func(a, b []float32) float32
-		}{{"l2=go", l2sqGo}, {"l2=vek", l2sqVek}, {"dot=go", dotGo}, {"dot=vek", dotVek}} {
+		}{{"l2=go", l2sqGo}, {"l2=vek", l2sqVek}, {"l2=asm", l2sqAsm}, {"dot=go", dotGo}, {"dot=vek", dotVek}, {"dot=asm", dotAsm}} {
 			b.Run(k.name+"/dim="+itoa(n), func(b *testing.B) {
 				b.ReportAllocs()
 				var s float32
