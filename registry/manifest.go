@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -231,6 +233,79 @@ func readManifest(dir, model string, number int64) (Version, error) {
 		return Version{}, fmt.Errorf("%w: manifest names %s/%d", ErrCorrupt, v.Model, v.Number)
 	}
 	return v, nil
+}
+
+// clone returns a deep copy, so callers may modify what they get.
+func (v Version) clone() Version {
+	v.Files = slices.Clone(v.Files)
+	v.Signature.Inputs = cloneSpecs(v.Signature.Inputs)
+	v.Signature.Outputs = cloneSpecs(v.Signature.Outputs)
+	v.Metrics = maps.Clone(v.Metrics)
+	v.Tags = maps.Clone(v.Tags)
+	return v
+}
+
+func cloneSpecs(in []TensorSpec) []TensorSpec {
+	if in == nil {
+		return nil
+	}
+	out := make([]TensorSpec, len(in))
+	for i, t := range in {
+		t.Shape = slices.Clone(t.Shape)
+		out[i] = t
+	}
+	return out
+}
+
+// manifestCache remembers decoded manifests by path, keyed by the file's
+// modification time, size and inode, so a poll over many versions costs
+// one stat per version instead of a read and a decode. Manifests are only
+// ever replaced by rename, which changes the inode.
+type manifestCache struct {
+	mu sync.Mutex
+	m  map[string]cachedManifest
+}
+
+type cachedManifest struct {
+	mod  time.Time
+	size int64
+	id   uint64
+	v    Version
+}
+
+// read returns the manifest in dir, from the cache when the file has not
+// changed.
+func (c *manifestCache) read(dir, model string, number int64) (Version, error) {
+	path := filepath.Join(dir, ManifestFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		c.forget(dir)
+		return Version{}, err
+	}
+	c.mu.Lock()
+	e, ok := c.m[path]
+	c.mu.Unlock()
+	if ok && e.mod.Equal(fi.ModTime()) && e.size == fi.Size() && e.id == fileID(fi) && e.v.Model == model && e.v.Number == number {
+		return e.v.clone(), nil
+	}
+	v, err := readManifest(dir, model, number)
+	if err != nil {
+		c.forget(dir)
+		return Version{}, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]cachedManifest{}
+	}
+	c.m[path] = cachedManifest{mod: fi.ModTime(), size: fi.Size(), id: fileID(fi), v: v.clone()}
+	c.mu.Unlock()
+	return v, nil
+}
+
+func (c *manifestCache) forget(dir string) {
+	c.mu.Lock()
+	delete(c.m, filepath.Join(dir, ManifestFile))
+	c.mu.Unlock()
 }
 
 // verifyDir checks that dir holds exactly the manifest and v.Files, with the

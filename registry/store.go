@@ -87,6 +87,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	mu   sync.Mutex
+	mc   manifestCache
 }
 
 // Open opens (creating it if needed) the registry rooted at root.
@@ -386,7 +387,7 @@ func (s *Store) Scan(ctx context.Context, model string) (Snapshot, error) {
 	snap := Snapshot{Model: model}
 	for _, n := range numbers {
 		dir := filepath.Join(modelDir, strconv.FormatInt(n, 10))
-		v, err := readManifest(dir, model, n)
+		v, err := s.mc.read(dir, model, n)
 		if err != nil {
 			if os.IsNotExist(err) {
 				if _, serr := os.Stat(dir); os.IsNotExist(serr) {
@@ -422,7 +423,7 @@ func (s *Store) Get(ctx context.Context, model string, number int64) (Version, e
 	if err := ctx.Err(); err != nil {
 		return Version{}, err
 	}
-	v, err := readManifest(dir, model, number)
+	v, err := s.mc.read(dir, model, number)
 	if os.IsNotExist(err) {
 		return Version{}, fmt.Errorf("%w: %s version %d", ErrNotFound, model, number)
 	}
