@@ -17,7 +17,8 @@
 //
 // Embeddings: ScalarQuantizer encodes float32 vectors as int8 codes (one
 // global or per-dimension ranges) compared with DotInt8 and L2SqInt8;
-// BinaryCodes and Hamming give 1-bit sign codes.
+// BinaryCodes and Hamming give 1-bit sign codes. A fitted ScalarQuantizer
+// persists with MarshalBinary and UnmarshalBinary (versioned, checksummed).
 //
 // Models: QuantizeModel rewrites an ONNX model so that MatMul, Gemm (and
 // optionally Conv) weights are stored as int8 per output channel behind

@@ -272,6 +272,14 @@ func FuzzQuantizeModel(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	tiny := &onnx.GraphProto{
+		Name:        "tiny",
+		Node:        []*onnx.NodeProto{node("MatMul", []string{"x", "W"}, []string{"y"})},
+		Initializer: []*onnx.TensorProto{floatTensor("W", []int64{2, 2}, []float32{1, -2, 0.5, 4})},
+		Input:       []*onnx.ValueInfoProto{valueInfo("x", onnx.TensorProto_FLOAT, -1, 2)},
+		Output:      []*onnx.ValueInfoProto{valueInfo("y", onnx.TensorProto_FLOAT, -1, 2)},
+	}
+	f.Add(marshalModel(f, model(13, tiny)))
 	f.Add(good)
 	f.Add(conv)
 	f.Add(good[:len(good)/3])
