@@ -1,6 +1,7 @@
 package abtest
 
 import (
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -115,5 +116,76 @@ func TestFractionToBuckets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		require.Equal(t, tc.want, fractionToBuckets(tc.f), "f=%v", tc.f)
+	}
+}
+
+// referenceAssign follows the scheme in doc.go step by step, with one-shot
+// hashes of the concatenated bytes, as another service would.
+func referenceAssign(salt string, weights []float64, coverage float64, layerSalt string, lo, hi float64, unit string) (variant int, enrolled bool) {
+	h := func(b string) uint64 { return xxhash.Sum64String(b) % 1000000 }
+	toBuckets := func(f float64) uint64 { return uint64(math.Floor(f*1000000 + 0.5)) }
+	if layerSalt != "" {
+		if b := h(layerSalt + "\x00" + unit); b < toBuckets(lo) || b >= toBuckets(hi) {
+			return -1, false
+		}
+	}
+	if coverage < 1 && h(salt+"\x01"+unit) >= toBuckets(coverage) {
+		return -1, false
+	}
+	total := 0.0
+	for _, w := range weights {
+		total += w
+	}
+	b := h(salt + "\x00" + unit)
+	c := 0.0
+	for i, w := range weights {
+		c += w
+		bound := toBuckets(c / total)
+		if i == len(weights)-1 {
+			bound = 1000000
+		}
+		if b < bound {
+			return i, true
+		}
+	}
+	return len(weights) - 1, true
+}
+
+func TestAssignMatchesDocumentedScheme(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 30 {
+		n := 1 + r.IntN(5)
+		ws := make([]float64, n)
+		for i := range ws {
+			ws[i] = float64(r.IntN(4)) * r.Float64() // some zeros
+		}
+		ws[r.IntN(n)] += 0.5 // positive total
+		var vs []Variant
+		for i, w := range ws {
+			vs = append(vs, Variant{Name: strconv.Itoa(i), Weight: w})
+		}
+		coverage := []float64{1, 0.3, 0.75}[trial%3]
+		salt := "exp-" + strconv.Itoa(trial)
+		e, err := NewExperiment(Config{Name: salt, Variants: vs, Coverage: coverage})
+		require.NoError(t, err)
+		layerSalt, lo, hi := "", 0.0, 1.0
+		if trial%2 == 1 {
+			layerSalt, lo, hi = "layer-"+strconv.Itoa(trial), 0.25, 0.9
+			l, err := NewLayer("l", layerSalt)
+			require.NoError(t, err)
+			require.NoError(t, l.Add(e, lo, hi))
+		}
+		for u := range 2000 {
+			unit := "unit-" + strconv.Itoa(u)
+			want, enrolled := referenceAssign(salt, ws, coverage, layerSalt, lo, hi, unit)
+			got, err := e.Assign(unit, nil)
+			require.NoError(t, err)
+			require.Equal(t, enrolled, got.Enrolled, "trial %d unit %s", trial, unit)
+			if enrolled {
+				require.Equal(t, want, got.Index, "trial %d unit %s weights %v", trial, unit, ws)
+			} else {
+				require.Equal(t, 0, got.Index, "unenrolled units get the control")
+			}
+		}
 	}
 }
