@@ -88,7 +88,6 @@ func (h *Handle) PredictVersion(ctx context.Context, inputs map[string]serving.T
 		return nil, Served{}, fmt.Errorf("%w: %s alias %q has no loaded version", ErrNotServing, h.t.model, h.t.alias)
 	}
 	defer l.release()
-	l.requests.Add(1)
 	out, err := l.m.Predict(ctx, inputs)
 	sv := Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number}
 	if hook, ok := ctx.Value(servedKey{}).(func(Served)); ok && hook != nil {

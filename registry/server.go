@@ -199,7 +199,6 @@ type live struct {
 	v        Version
 	m        serving.Model
 	refs     atomic.Int64
-	requests atomic.Uint64
 	loadedAt time.Time
 }
 

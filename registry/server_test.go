@@ -52,7 +52,8 @@ func TestServerServesLatestAndSwaps(t *testing.T) {
 	require.Equal(t, uint64(1), st.Unloads)
 	require.Equal(t, []ServingStats{{Model: "m", Alias: Latest, Version: 2, Since: st.Serving[0].Since}}, st.Serving)
 	require.Len(t, st.Loaded, 1)
-	require.Equal(t, uint64(1), st.Loaded[0].Requests)
+	require.Equal(t, int64(2), st.Loaded[0].Version)
+	require.Zero(t, st.Loaded[0].InFlight)
 
 	require.NoError(t, srv.Close())
 	_, err = h.Predict(ctx, nil)
@@ -474,8 +475,14 @@ func TestCollector(t *testing.T) {
 	}
 	require.Equal(t, 1.0, got["quiver_registry_loads_total"])
 	require.Equal(t, 1.0, got["quiver_registry_swaps_total"])
-	require.Equal(t, 2.0, got["quiver_registry_version_requests_total"])
+	require.Equal(t, 1.0, got["quiver_registry_loaded_versions"])
 	require.Equal(t, 3.0, got["quiver_registry_serving_version"])
 	require.Equal(t, 0.0, got["quiver_registry_version_in_flight"])
 	require.Len(t, got, 12)
+	srv.mu.RLock()
+	l := srv.models["m"].lives[0]
+	srv.mu.RUnlock()
+	l.refs.Add(1) // a request in flight
+	defer l.refs.Add(-1)
+	require.Equal(t, int64(1), srv.Stats().Loaded[0].InFlight)
 }

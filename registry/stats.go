@@ -35,8 +35,6 @@ type LoadedStats struct {
 	Model    string
 	Version  int64
 	LoadedAt time.Time
-	// Requests served by this version so far.
-	Requests uint64
 	// InFlight is the number of requests running on it now.
 	InFlight int64
 }
@@ -63,7 +61,7 @@ func (s *Server) Stats() Stats {
 		for _, l := range ms.lives {
 			st.Loaded = append(st.Loaded, LoadedStats{
 				Model: l.v.Model, Version: l.v.Number, LoadedAt: l.loadedAt,
-				Requests: l.requests.Load(), InFlight: max(l.refs.Load()-1, 0),
+				InFlight: max(l.refs.Load()-1, 0),
 			})
 		}
 	}
@@ -107,8 +105,8 @@ var (
 		{"not_serving_total", "Requests refused because their alias had no loaded version."},
 		{"events_dropped_total", "Events dropped because the events channel was full."},
 	}
-	descRequests = prometheus.NewDesc("quiver_registry_version_requests_total",
-		"Requests served by a loaded version.", []string{"model", "version"}, nil)
+	descLoaded = prometheus.NewDesc("quiver_registry_loaded_versions",
+		"Versions in the loaded set.", nil, nil)
 	descInFlight = prometheus.NewDesc("quiver_registry_version_in_flight",
 		"Requests running on a loaded version.", []string{"model", "version"}, nil)
 	descServing = prometheus.NewDesc("quiver_registry_serving_version",
@@ -127,7 +125,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, n := range counterNames {
 		ch <- descCounters[n.name]
 	}
-	ch <- descRequests
+	ch <- descLoaded
 	ch <- descInFlight
 	ch <- descServing
 }
@@ -139,21 +137,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i, n := range counterNames {
 		ch <- prometheus.MustNewConstMetric(descCounters[n.name], prometheus.CounterValue, float64(vals[i]))
 	}
+	ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(len(st.Loaded)))
 	// A republished version number can be loaded twice for a moment; sum.
 	type key struct {
 		model   string
 		version int64
 	}
-	reqs, inflight := map[key]uint64{}, map[key]int64{}
+	inflight := map[key]int64{}
 	for _, l := range st.Loaded {
-		k := key{l.Model, l.Version}
-		reqs[k] += l.Requests
-		inflight[k] += l.InFlight
+		inflight[key{l.Model, l.Version}] += l.InFlight
 	}
-	for k, n := range reqs {
-		v := strconv.FormatInt(k.version, 10)
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), k.model, v)
-		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(inflight[k]), k.model, v)
+	for k, n := range inflight {
+		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(n), k.model, strconv.FormatInt(k.version, 10))
 	}
 	for _, sv := range st.Serving {
 		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, float64(sv.Version), sv.Model, sv.Alias)
