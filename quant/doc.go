@@ -34,7 +34,7 @@
 //	_ = quant.Dequantize(back, q, scale, zp)
 //	rep, _ := quant.Compare(x, back) // rep.SQNR, rep.MaxAbs, ...
 //
-//	out, report, err := quant.QuantizeModel(onnxBytes, quant.ModelOptions{})
+//	out, report, err := quant.QuantizeModel(ctx, onnxBytes, quant.ModelOptions{})
 //
 // All functions are safe for concurrent use; the calibrators and
 // ScalarQuantizer guard their state. Bad input (NaN, ±Inf, empty or

@@ -1,6 +1,7 @@
 package quant_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -81,7 +82,7 @@ func ExampleQuantizeModel() {
 	if err != nil {
 		panic(err)
 	}
-	out, rep, err := quant.QuantizeModel(model, quant.ModelOptions{})
+	out, rep, err := quant.QuantizeModel(context.Background(), model, quant.ModelOptions{})
 	if err != nil {
 		panic(err)
 	}

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -100,8 +101,10 @@ type weightUse struct {
 // encoding (not the meaning) of untouched fields, such as packing repeated
 // numbers.
 //
-// Bytes that are not an ONNX model give an error wrapping ErrFormat.
-func QuantizeModel(model []byte, opts ModelOptions) ([]byte, *ModelReport, error) {
+// Bytes that are not an ONNX model give an error wrapping ErrFormat. ctx is
+// checked before each weight; once it is done QuantizeModel returns its
+// error wrapped, with no partial output.
+func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte, *ModelReport, error) {
 	m := &onnx.ModelProto{}
 	if err := proto.Unmarshal(model, m); err != nil {
 		return nil, nil, fmt.Errorf("%w: not an ONNX model (protobuf decode: %v)", ErrFormat, err)
@@ -204,6 +207,9 @@ func QuantizeModel(model []byte, opts ModelOptions) ([]byte, *ModelReport, error
 		u, ok := uses[name]
 		if !ok {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("quant: quantizing model: %w", err)
 		}
 		t := g.GetInitializer()[inits[name]]
 		skip := func(why string) { rep.Skipped = append(rep.Skipped, SkippedWeight{name, why}) }
@@ -329,12 +335,12 @@ func compareStrings(a, b string) int {
 // QuantizeModelFile reads the ONNX model at src, quantizes it with
 // QuantizeModel and writes the result to dst through a temporary file in
 // the same folder, synced and renamed, so dst is never left half written.
-func QuantizeModelFile(src, dst string, opts ModelOptions) (*ModelReport, error) {
+func QuantizeModelFile(ctx context.Context, src, dst string, opts ModelOptions) (*ModelReport, error) {
 	in, err := os.ReadFile(src)
 	if err != nil {
 		return nil, fmt.Errorf("quant: reading model: %w", err)
 	}
-	out, rep, err := QuantizeModel(in, opts)
+	out, rep, err := QuantizeModel(ctx, in, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}

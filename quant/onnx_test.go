@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -37,7 +38,7 @@ const logitTolerance = 0.02
 
 func TestQuantizeModelClassifier(t *testing.T) {
 	orig := readModel(t, "classifier.onnx")
-	qm, rep, err := QuantizeModel(orig, ModelOptions{})
+	qm, rep, err := QuantizeModel(context.Background(), orig, ModelOptions{})
 	require.NoError(t, err)
 
 	// Report.
@@ -104,7 +105,7 @@ func TestQuantizeModelClassifier(t *testing.T) {
 	require.GreaterOrEqual(t, float64(agree)/n, 0.99)
 
 	// Quantizing again finds nothing left to do.
-	_, rep2, err := QuantizeModel(qm, ModelOptions{})
+	_, rep2, err := QuantizeModel(context.Background(), qm, ModelOptions{})
 	require.NoError(t, err)
 	require.Empty(t, rep2.Weights)
 }
@@ -129,7 +130,7 @@ func TestQuantizeModelOptions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			qm, rep, err := QuantizeModel(readModel(t, tc.file), tc.opts)
+			qm, rep, err := QuantizeModel(context.Background(), readModel(t, tc.file), tc.opts)
 			require.NoError(t, err)
 			require.Equal(t, tc.opset, rep.OpsetAfter)
 			require.Equal(t, tc.fallback, rep.PerTensorFallback)
@@ -157,12 +158,12 @@ func TestQuantizeModelConv(t *testing.T) {
 	shapes := map[string][]int64{"x": {8, 3, 8, 8}}
 	want, _ := runModel(t, orig, in, shapes, []string{"y"})
 
-	_, rep, err := QuantizeModel(orig, ModelOptions{})
+	_, rep, err := QuantizeModel(context.Background(), orig, ModelOptions{})
 	require.NoError(t, err)
 	require.Len(t, rep.Weights, 1, "Conv left alone by default")
 	require.Equal(t, "Wf", rep.Weights[0].Name)
 
-	qm, rep, err := QuantizeModel(orig, ModelOptions{IncludeConv: true})
+	qm, rep, err := QuantizeModel(context.Background(), orig, ModelOptions{IncludeConv: true})
 	require.NoError(t, err)
 	require.Len(t, rep.Weights, 2)
 	require.Equal(t, "Wc", rep.Weights[0].Name)
@@ -214,7 +215,7 @@ func TestQuantizeModelSkips(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, rep, err := QuantizeModel(editModel(t, tc.edit), ModelOptions{})
+			_, rep, err := QuantizeModel(context.Background(), editModel(t, tc.edit), ModelOptions{})
 			require.NoError(t, err)
 			require.Len(t, rep.Weights, 2)
 			require.Len(t, rep.Skipped, 1)
@@ -243,7 +244,7 @@ func TestQuantizeModelBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			out, rep, err := QuantizeModel(tc.data, ModelOptions{})
+			out, rep, err := QuantizeModel(context.Background(), tc.data, ModelOptions{})
 			require.ErrorIs(t, err, tc.want)
 			require.Nil(t, out)
 			require.Nil(t, rep)
@@ -254,12 +255,12 @@ func TestQuantizeModelBadInput(t *testing.T) {
 func TestQuantizeModelFile(t *testing.T) {
 	dir := t.TempDir()
 	dst := dir + "/q.onnx"
-	rep, err := QuantizeModelFile("testdata/classifier.onnx", dst, ModelOptions{})
+	rep, err := QuantizeModelFile(context.Background(), "testdata/classifier.onnx", dst, ModelOptions{})
 	require.NoError(t, err)
 	require.Len(t, rep.Weights, 3)
-	_, err = QuantizeModelFile("testdata/missing.onnx", dst, ModelOptions{})
+	_, err = QuantizeModelFile(context.Background(), "testdata/missing.onnx", dst, ModelOptions{})
 	require.Error(t, err)
-	_, err = QuantizeModelFile("models_test.go", dst, ModelOptions{})
+	_, err = QuantizeModelFile(context.Background(), "models_test.go", dst, ModelOptions{})
 	require.ErrorIs(t, err, ErrFormat)
 }
 
@@ -286,14 +287,14 @@ func FuzzQuantizeModel(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		out, rep, err := QuantizeModel(data, ModelOptions{IncludeConv: true})
+		out, rep, err := QuantizeModel(context.Background(), data, ModelOptions{IncludeConv: true})
 		if err != nil {
 			require.Nil(t, out)
 			return
 		}
 		require.Equal(t, len(out), rep.BytesAfter)
 		// The output is a model again, with nothing left to quantize.
-		_, rep2, err := QuantizeModel(out, ModelOptions{IncludeConv: true})
+		_, rep2, err := QuantizeModel(context.Background(), out, ModelOptions{IncludeConv: true})
 		require.NoError(t, err)
 		require.Empty(t, rep2.Weights)
 	})
@@ -301,10 +302,19 @@ func FuzzQuantizeModel(f *testing.F) {
 
 func TestQuantizeModelNothingToDo(t *testing.T) {
 	orig := readModel(t, "classifier.onnx")
-	out, rep, err := QuantizeModel(orig, ModelOptions{MinElements: 1 << 20})
+	out, rep, err := QuantizeModel(context.Background(), orig, ModelOptions{MinElements: 1 << 20})
 	require.NoError(t, err)
 	require.Empty(t, rep.Weights)
 	require.Len(t, rep.Skipped, 3)
 	require.Equal(t, orig, out, "unchanged model keeps its exact bytes")
 	require.Equal(t, rep.BytesBefore, rep.BytesAfter)
+}
+
+func TestQuantizeModelCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out, rep, err := QuantizeModel(ctx, readModel(t, "classifier.onnx"), ModelOptions{})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Nil(t, out)
+	require.Nil(t, rep)
 }

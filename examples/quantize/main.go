@@ -14,6 +14,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -56,7 +57,7 @@ func run(args []string, w io.Writer) error {
 	if dst == "" {
 		dst = filepath.Join(os.TempDir(), strings.TrimSuffix(filepath.Base(*in), ".onnx")+".int8.onnx")
 	}
-	rep, err := quant.QuantizeModelFile(*in, dst, quant.ModelOptions{
+	rep, err := quant.QuantizeModelFile(context.Background(), *in, dst, quant.ModelOptions{
 		IncludeConv: *conv, PerTensor: *perTensor, MinElements: *minElems, AllowOpsetBump: *bump,
 	})
 	if err != nil {
