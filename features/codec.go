@@ -96,4 +96,3 @@ func (m *Memory) View(view string) (View, error) {
 	v.Features = append([]Feature(nil), v.Features...)
 	return v, nil
 }
-
