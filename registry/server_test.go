@@ -486,3 +486,31 @@ func TestCollector(t *testing.T) {
 	defer l.refs.Add(-1)
 	require.Equal(t, int64(1), srv.Stats().Loaded[0].InFlight)
 }
+
+func TestServerPoke(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fl := &fakeLoader{}
+	publishN(t, s, "m", 1)
+	require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+	srv := newServer(t, s, fl, ServerOptions{}) // polls hourly
+	require.NoError(t, srv.Start(ctx))
+	h, err := srv.Model("m", "production")
+	require.NoError(t, err)
+	publishN(t, s, "m", 2)
+	require.NoError(t, s.SetAlias(ctx, "m", "production", 2))
+	srv.Poke()
+	waitFor(t, "the poke to swap in version 2", func() bool {
+		v, ok := h.Version()
+		return ok && v.Number == 2
+	})
+	_, err = s.Rollback(ctx, "m", "production")
+	require.NoError(t, err)
+	loads := fl.loaded.Load()
+	srv.Poke()
+	waitFor(t, "the poke to roll back", func() bool {
+		v, ok := h.Version()
+		return ok && v.Number == 1
+	})
+	require.Equal(t, loads, fl.loaded.Load(), "the rollback needed no load")
+}
