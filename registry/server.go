@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -192,8 +193,10 @@ type failure struct {
 }
 
 // live is a loaded version. refs counts the loaded set's reference plus one
-// per request in flight; the model closes when it drops to zero, and a
-// reference is never taken from zero.
+// per request in flight. The release that brings it to zero marks it dead
+// (a large negative value) with a CAS and closes the model; an acquire that
+// finds it dead leaves it alone. An acquire that slips in between the zero
+// and the CAS keeps it alive, and the last release closes it instead.
 type live struct {
 	srv      *Server
 	v        Version
@@ -202,8 +205,12 @@ type live struct {
 	loadedAt time.Time
 }
 
+// deadRefs marks a live whose model is closed or closing; acquires add to
+// it without ever bringing it back above zero.
+const deadRefs = math.MinInt64 / 2
+
 func (l *live) release() {
-	if l.refs.Add(-1) == 0 {
+	if l.refs.Add(-1) == 0 && l.refs.CompareAndSwap(0, deadRefs) {
 		// Closing native sessions can take a while; keep it off the
 		// request path.
 		go l.srv.finish(l)
@@ -217,15 +224,11 @@ func (t *target) acquire() *live {
 		if l == nil {
 			return nil
 		}
-		n := l.refs.Load()
-		if n > 0 {
-			if l.refs.CompareAndSwap(n, n+1) {
-				return l
-			}
-			continue
+		if l.refs.Add(1) > 0 {
+			return l
 		}
-		// Drained and closing: the target was moved off it before its last
-		// reference went, so reloading sees the successor (or nil).
+		// Dead: the target was moved off it before its last reference
+		// went, so reloading sees the successor (or nil).
 		if t.cur.Load() == l {
 			return nil
 		}

@@ -61,7 +61,7 @@ func (s *Server) Stats() Stats {
 		for _, l := range ms.lives {
 			st.Loaded = append(st.Loaded, LoadedStats{
 				Model: l.v.Model, Version: l.v.Number, LoadedAt: l.loadedAt,
-				InFlight: max(l.refs.Load()-1, 0),
+				InFlight: max(l.refs.Load()-1, 0), // dead lives are not in the set
 			})
 		}
 	}
