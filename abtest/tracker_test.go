@@ -115,5 +115,5 @@ func TestHistogramQuantiles(t *testing.T) {
 		require.LessOrEqual(t, float64(got-exact), float64(exact)/16, "q=%v", q)
 	}
 	h.observe(-time.Second) // negative durations count as 0
-	require.Equal(t, uint64(1001), h.total.Load())
+	require.Equal(t, uint64(1001), h.total())
 }
