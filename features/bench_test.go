@@ -2,7 +2,6 @@ package features
 
 import (
 	"context"
-	"fmt"
 	"math/rand"
 	"strconv"
 	"sync"
@@ -76,42 +75,68 @@ func benchSetup(b *testing.B) {
 	})
 }
 
+// BenchmarkGetMany50 reads 50 Zipf-distributed keys per op into a caller
+// buffer (32 float32 columns), with 2 goroutines under -cpu 2; the rw
+// variants turn 10% or 50% of operations into single-row writes.
 func BenchmarkGetMany50(b *testing.B) {
 	benchSetup(b)
-	for _, writes := range []int{0, 10, 50} {
-		b.Run(fmt.Sprintf("writes=%d%%", writes), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(1)
-			var seed sync.Mutex
-			next := int64(0)
-			b.RunParallel(func(pb *testing.PB) {
-				seed.Lock()
-				next++
-				r := rand.New(rand.NewSource(next))
-				seed.Unlock()
-				keys := make([]string, benchBatch)
-				dst := make([]float32, benchBatch*benchWidth)
-				st := make([]Status, benchBatch*benchWidth)
-				row := Row{Values: benchRow.Values}
-				pos := r.Intn(benchSeq)
-				ctx := context.Background()
-				for n := 0; pb.Next(); n++ {
-					if writes > 0 && n%100 < writes {
-						row.Entity = benchKeys[benchZipf[pos]]
-						row.EventTime = time.Now()
-						pos = (pos + 1) & (benchSeq - 1)
-						_ = benchStore.Put(ctx, "bench", row)
-						continue
-					}
-					for i := range keys {
-						keys[i] = benchKeys[benchZipf[pos]]
-						pos = (pos + 1) & (benchSeq - 1)
-					}
-					if err := benchStore.GetMany(ctx, benchSel, keys, dst, st); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
+	for _, mix := range []struct {
+		name   string
+		writes int
+	}{{"read", 0}, {"rw=9:1", 10}, {"rw=1:1", 50}} {
+		b.Run(mix.name, func(b *testing.B) { benchMixed(b, benchBatch, mix.writes) })
 	}
+}
+
+// BenchmarkGet reads one Zipf-distributed key per op.
+func BenchmarkGet(b *testing.B) {
+	benchSetup(b)
+	benchMixed(b, 1, 0)
+}
+
+// BenchmarkPut writes one 32-feature row per op to Zipf-distributed keys
+// (existing rows, newer event time).
+func BenchmarkPut(b *testing.B) {
+	benchSetup(b)
+	benchMixed(b, 1, 100)
+}
+
+func benchMixed(b *testing.B, batch, writes int) {
+	b.ReportAllocs()
+	b.SetParallelism(1)
+	var seed sync.Mutex
+	next := int64(0)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		seed.Lock()
+		next++
+		r := rand.New(rand.NewSource(next))
+		seed.Unlock()
+		keys := make([]string, batch)
+		dst := make([]float32, batch*benchWidth)
+		st := make([]Status, batch*benchWidth)
+		row := Row{Values: benchRow.Values}
+		pos := r.Intn(benchSeq)
+		ctx := context.Background()
+		for n := 0; pb.Next(); n++ {
+			if writes > 0 && n%100 < writes {
+				row.Entity = benchKeys[benchZipf[pos]]
+				row.EventTime = time.Now()
+				pos = (pos + 1) & (benchSeq - 1)
+				if err := benchStore.Put(ctx, "bench", row); err != nil {
+					b.Error(err)
+					return
+				}
+				continue
+			}
+			for i := range keys {
+				keys[i] = benchKeys[benchZipf[pos]]
+				pos = (pos + 1) & (benchSeq - 1)
+			}
+			if err := benchStore.GetMany(ctx, benchSel, keys, dst, st); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
