@@ -36,8 +36,9 @@
 //
 //	out, report, err := quant.QuantizeModel(ctx, onnxBytes, quant.ModelOptions{})
 //
-// All functions are safe for concurrent use; the calibrators and
-// ScalarQuantizer guard their state. Bad input (NaN, ±Inf, empty or
+// Functions are safe for concurrent use as long as calls do not share a
+// destination slice; the calibrators and ScalarQuantizer guard their own
+// state. Bad input (NaN, ±Inf, empty or
 // mismatched slices, inverted ranges, a bad axis, bytes that are not ONNX)
 // gives an error wrapping one of the exported sentinel errors, never a
 // panic.
