@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -513,4 +514,52 @@ func TestServerPoke(t *testing.T) {
 		return ok && v.Number == 1
 	})
 	require.Equal(t, loads, fl.loaded.Load(), "the rollback needed no load")
+}
+
+// TestServerSwapStress swaps fast between fake versions under traffic:
+// no request may fail or reach a closed model, and every model is closed
+// once at the end.
+func TestServerSwapStress(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fl := &fakeLoader{}
+	for n := int64(1); n <= 3; n++ {
+		publishN(t, s, "m", n)
+	}
+	require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+	srv := newServer(t, s, fl, ServerOptions{Policy: Policy{Latest: -1, DropPrevious: true}})
+	require.NoError(t, srv.Sync(ctx))
+	h, err := srv.Model("m", "production")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := h.PredictVersion(ctx, nil); err != nil {
+					failures.Add(1)
+				}
+				runtime.Gosched() // leave the writer some CPU on small machines
+			}
+		}()
+	}
+	for i := range 40 {
+		require.NoError(t, s.SetAlias(ctx, "m", "production", int64(i%3)+1))
+		require.NoError(t, srv.Sync(ctx))
+	}
+	close(stop)
+	wg.Wait()
+	require.Zero(t, failures.Load())
+	require.Zero(t, fl.useAfterClose.Load())
+	require.NoError(t, srv.Close())
+	require.Equal(t, int64(0), fl.live())
+	require.Zero(t, fl.doubleClose.Load())
 }
