@@ -1,8 +1,11 @@
 package vector
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -30,6 +33,10 @@ var (
 	quiverBuild time.Duration
 	quiverBytes float64
 
+	int8Once sync.Once
+	int8Idx  *HNSW[uint64]
+	int8Load time.Duration
+
 	coderOnce  sync.Once
 	coderIdx   *hnsw.Graph[uint64]
 	coderBuild time.Duration
@@ -49,8 +56,52 @@ func getBenchSet() *benchSet {
 	benchOnce.Do(func() {
 		bench.data, bench.queries = clustered(benchN(), 200, 128, 200, 7)
 		bench.truth = groundTruth(bench.data, bench.queries, 10, L2)
+		// QUIVER_BENCH_FVECS names a folder to receive the set as
+		// base.fvecs, query.fvecs and truth.ivecs, for comparisons with
+		// other libraries (benchmarks/vector/hnswlib.py).
+		if dir := os.Getenv("QUIVER_BENCH_FVECS"); dir != "" {
+			if err := writeFvecs(dir, &bench); err != nil {
+				panic(err)
+			}
+		}
 	})
 	return &bench
+}
+
+// writeFvecs writes the set in the TEXMEX .fvecs/.ivecs layout: per row a
+// little-endian int32 dimension then the values.
+func writeFvecs(dir string, ds *benchSet) error {
+	write := func(name string, rows int, dim func(int) int, put func(w *bufio.Writer, i int)) error {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(f)
+		for i := 0; i < rows; i++ {
+			binary.Write(w, binary.LittleEndian, int32(dim(i)))
+			put(w, i)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	vecs := func(vs [][]float32) (int, func(int) int, func(*bufio.Writer, int)) {
+		return len(vs), func(i int) int { return len(vs[i]) }, func(w *bufio.Writer, i int) { binary.Write(w, binary.LittleEndian, vs[i]) }
+	}
+	n, d, p := vecs(ds.data)
+	if err := write("base.fvecs", n, d, p); err != nil {
+		return err
+	}
+	n, d, p = vecs(ds.queries)
+	if err := write("query.fvecs", n, d, p); err != nil {
+		return err
+	}
+	return write("truth.ivecs", len(ds.truth), func(i int) int { return len(ds.truth[i]) }, func(w *bufio.Writer, i int) {
+		for _, id := range ds.truth[i] {
+			binary.Write(w, binary.LittleEndian, int32(id))
+		}
+	})
 }
 
 func heapInUse() uint64 {
@@ -78,6 +129,26 @@ func getQuiver(b *testing.B) *HNSW[uint64] {
 		quiverBytes = float64(heapInUse()-before) / float64(len(ds.data))
 	})
 	return quiverIdx
+}
+
+// getInt8 is the Quiver graph saved and loaded again with int8 codes.
+func getInt8(b *testing.B) *HNSW[uint64] {
+	h := getQuiver(b)
+	int8Once.Do(func() {
+		path := filepath.Join(b.TempDir(), "bench.qvix")
+		if err := h.Save(context.Background(), path); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		g, err := LoadHNSW[uint64](path, Options{Quantization: QuantInt8})
+		if err != nil {
+			b.Fatal(err)
+		}
+		int8Load = time.Since(start)
+		int8Idx = g
+		os.Remove(path)
+	})
+	return int8Idx
 }
 
 func getCoder(b *testing.B) *hnsw.Graph[uint64] {
@@ -134,6 +205,33 @@ func BenchmarkSearch(b *testing.B) {
 			b.ReportMetric(recallAt(got, ds.truth), "recall@10")
 			b.ReportMetric(quiverBuild.Seconds(), "build_s")
 			b.ReportMetric(quiverBytes, "bytes/vec")
+		})
+	}
+	for _, ef := range efs[:5] {
+		b.Run("index=quiver-int8/ef="+strconv.Itoa(ef), func(b *testing.B) {
+			h := getInt8(b)
+			opts := SearchOptions{Ef: ef}
+			got := make([][]uint64, len(ds.queries))
+			for i, q := range ds.queries {
+				res, _ := h.Search(ctx, q, 10, opts)
+				for _, r := range res {
+					got[i] = append(got[i], r.ID)
+				}
+			}
+			b.ReportAllocs()
+			cpu := startCPU()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if _, err := h.Search(ctx, ds.queries[i%len(ds.queries)], 10, opts); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			cpu.report(b)
+			b.ReportMetric(recallAt(got, ds.truth), "recall@10")
+			b.ReportMetric(int8Load.Seconds(), "load_s")
+			b.ReportMetric(h.Stats().BytesPerVector, "bytes/vec")
 		})
 	}
 	for _, ef := range efs {
@@ -208,5 +306,28 @@ func (c *cpuMeter) report(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
 	if c.ok && ok && t > c.start {
 		b.ReportMetric(float64(b.N)/(t-c.start).Seconds(), "cpu_qps")
+	}
+}
+
+// BenchmarkLoad measures LoadHNSW on the benchmark index (QUIVER_BENCH_N
+// vectors of dimension 128), reporting MB/s of file read and parsed.
+func BenchmarkLoad(b *testing.B) {
+	h := getQuiver(b)
+	path := filepath.Join(b.TempDir(), "load.qvix")
+	if err := h.Save(context.Background(), path); err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		g, err := LoadHNSW[uint64](path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.Close()
 	}
 }

@@ -40,6 +40,13 @@ type Options struct {
 	// CompactRatio triggers a Compact after Delete when tombstones exceed this
 	// fraction of the slots in use (default 0.25; negative: only explicit Compact).
 	CompactRatio float64
+	// Quantization adds int8 codes that the search walks (default
+	// QuantNone); see QuantInt8.
+	Quantization Quantization
+	// RescoreFactor: with QuantInt8 the base-layer beam is at least
+	// RescoreFactor*k wide and all of it is re-scored on float vectors
+	// (default 4).
+	RescoreFactor int
 	// Logger receives compaction and load messages (default: discard).
 	Logger *slog.Logger
 }
@@ -83,6 +90,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CompactRatio == 0 {
 		o.CompactRatio = 0.25
+	}
+	if o.Quantization > QuantInt8 {
+		return o, fmt.Errorf("%w: unknown quantization %d", ErrOptions, o.Quantization)
+	}
+	if o.RescoreFactor <= 0 {
+		o.RescoreFactor = 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -130,6 +143,11 @@ type HNSW[K Key] struct {
 	flags  []uint32
 	keys   []K
 	meta   []Metadata
+	// QuantInt8 only: codes (slot*dim), their scales and the vectors'
+	// squared norms.
+	codes  []int8
+	cscale []float32
+	norm2  []float32
 
 	stripes [nStripes]sync.Mutex
 
@@ -181,6 +199,11 @@ func (h *HNSW[K]) allocate(c int) {
 	h.flags = growSlice(h.flags, c)
 	h.keys = growSlice(h.keys, c)
 	h.meta = growSlice(h.meta, c)
+	if h.opts.Quantization == QuantInt8 {
+		h.codes = growSlice(h.codes, c*h.dim)
+		h.cscale = growSlice(h.cscale, c)
+		h.norm2 = growSlice(h.norm2, c)
+	}
 }
 
 func growSlice[T any](s []T, n int) []T {
@@ -246,6 +269,7 @@ type searcher struct {
 	tmp   []cand
 	nbs   []uint32
 	qbuf  []float32
+	qq    qquery
 }
 
 func (h *HNSW[K]) getSearcher() *searcher {
@@ -319,6 +343,12 @@ func (h *HNSW[K]) greedy(q []float32, cur uint32, curD float32, l int) (uint32, 
 // nodes and nodes the filter rejects are walked through but not returned,
 // unless keepDeleted (used while inserting, as in hnswlib).
 func (h *HNSW[K]) searchLayer(sc *searcher, q []float32, ep uint32, epD float32, ef, l int, f Filter, keepDeleted bool) int {
+	return h.searchLayerQ(sc, q, nil, ep, epD, ef, l, f, keepDeleted)
+}
+
+// searchLayerQ is searchLayer; with qq not nil, distances are computed on
+// the int8 codes (epD must then be a code distance too).
+func (h *HNSW[K]) searchLayerQ(sc *searcher, q []float32, qq *qquery, ep uint32, epD float32, ef, l int, f Filter, keepDeleted bool) int {
 	sc.reset(int(h.capacity()))
 	sc.cand = sc.cand[:0]
 	sc.res = sc.res[:0]
@@ -344,12 +374,21 @@ func (h *HNSW[K]) searchLayer(sc *searcher, q []float32, ep uint32, epD float32,
 				continue
 			}
 			nbs = append(nbs, nb)
-			prefetch(h.vec(nb))
+			if qq != nil {
+				prefetchCode(h.code(nb))
+			} else {
+				prefetch(h.vec(nb))
+			}
 		}
 		sc.nbs = nbs
 		visits += len(nbs)
 		for _, nb := range nbs {
-			d := h.distance(q, nb)
+			var d float32
+			if qq != nil {
+				d = h.qdistance(qq, nb)
+			} else {
+				d = h.distance(q, nb)
+			}
 			if len(sc.res) < ef || d < sc.res.top().d {
 				sc.cand.push(cand{d, nb})
 				if h.accept(nb, f, keepDeleted) {

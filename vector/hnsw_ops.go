@@ -126,6 +126,9 @@ func (h *HNSW[K]) place(ps []prepared[K], upsert bool) ([]uint32, error) {
 		}
 		slots[i] = s
 		copy(h.vec(s), p.vec)
+		if h.codes != nil {
+			h.setCode(s)
+		}
 		level := h.randomLevel()
 		h.levels[s] = uint8(level)
 		h.links0[int(s)*(h.m0+1)] = 0
@@ -338,11 +341,33 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	for l := top; l > 0; l-- {
 		cur, curD = h.greedy(q, cur, curD, l)
 	}
-	h.searchLayer(sc, q, cur, curD, ef, 0, f, false)
+	if h.codes == nil {
+		h.searchLayer(sc, q, cur, curD, ef, 0, f, false)
+	} else {
+		ef = max(ef, k*h.opts.RescoreFactor)
+		qq := &sc.qq
+		if len(qq.code) < h.dim {
+			qq.code = make([]int8, h.dim)
+		}
+		qq.code = qq.code[:h.dim]
+		qq.scale = encodeInt8(qq.code, q)
+		qq.norm2 = dotGo(q, q)
+		h.searchLayerQ(sc, q, qq, cur, h.qdistance(qq, cur), ef, 0, f, false)
+		h.rescore(sc, q)
+	}
 	if f != nil && len(sc.res) < k && int64(len(sc.res)) < h.live.Load() {
 		return h.exactFiltered(sc, q, k, f), nil
 	}
 	return h.collect(sc, k), nil
+}
+
+// rescore replaces the code distances in sc.res with float distances.
+func (h *HNSW[K]) rescore(sc *searcher, q []float32) {
+	sc.tmp = append(sc.tmp[:0], sc.res...)
+	sc.res = sc.res[:0]
+	for _, c := range sc.tmp {
+		sc.res.push(cand{h.distance(q, c.id), c.id})
+	}
 }
 
 // collect turns the best k of sc.res into results, closest first.

@@ -2,7 +2,11 @@
 
 package vector
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // Hand-written AVX2+FMA kernels (kernels_amd64.s): no slice checks or
 // dispatch per call, and 4 independent 8-wide accumulators. prefetchLines
@@ -18,6 +22,9 @@ func dotAVX2(a, b *float32, n int) float32
 
 //go:noescape
 func prefetchLines(p *float32, lines int)
+
+//go:noescape
+func dotInt8AVX2(a, b *int8, n int) int32
 
 var hasAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
@@ -41,5 +48,23 @@ func dotAsm(a, b []float32) float32 {
 func prefetch(v []float32) {
 	if hasAsm && len(v) > 0 {
 		prefetchLines(&v[0], (len(v)*4+63)/64)
+	}
+}
+
+func dotInt8(a, b []int8) int32 {
+	if !hasAsm {
+		return dotInt8Go(a, b)
+	}
+	if len(a) == 0 {
+		return 0
+	}
+	b = b[:len(a)]
+	return dotInt8AVX2(&a[0], &b[0], len(a))
+}
+
+// prefetchCode asks for the cache lines holding an int8 code.
+func prefetchCode(c []int8) {
+	if hasAsm && len(c) > 0 {
+		prefetchLines((*float32)(unsafe.Pointer(&c[0])), (len(c)+63)/64)
 	}
 }

@@ -143,3 +143,65 @@ pfloop:
 
 pfdone:
 	RET
+
+// func dotInt8AVX2(a, b *int8, n int) int32
+TEXT ·dotInt8AVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VPXOR Y0, Y0, Y0
+	VPXOR Y3, Y3, Y3
+
+i8loop32:
+	CMPQ CX, $32
+	JL   i8loop16
+	VPMOVSXBW (SI), Y1
+	VPMOVSXBW (DI), Y2
+	VPMADDWD  Y2, Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	VPMOVSXBW 16(SI), Y4
+	VPMOVSXBW 16(DI), Y5
+	VPMADDWD  Y5, Y4, Y4
+	VPADDD    Y4, Y3, Y3
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $32, CX
+	JMP  i8loop32
+
+i8loop16:
+	CMPQ CX, $16
+	JL   i8reduce
+	VPMOVSXBW (SI), Y1
+	VPMOVSXBW (DI), Y2
+	VPMADDWD  Y2, Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	ADDQ $16, SI
+	ADDQ $16, DI
+	SUBQ $16, CX
+
+i8reduce:
+	VPADDD Y3, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4e, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xb1, X0, X1
+	VPADDD X1, X0, X0
+	VMOVD  X0, AX
+
+i8tail:
+	CMPQ CX, $0
+	JE   i8done
+	MOVBLSX (SI), BX
+	MOVBLSX (DI), DX
+	IMULL DX, BX
+	ADDL  BX, AX
+	INCQ SI
+	INCQ DI
+	DECQ CX
+	JMP  i8tail
+
+i8done:
+	VZEROUPPER
+	MOVL AX, ret+24(FP)
+	RET

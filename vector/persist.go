@@ -406,7 +406,9 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 
 // LoadHNSW reads an index written by HNSW.Save. The file's parameters
 // (dimension, metric, M, efConstruction, efSearch) override those in opts;
-// the other options (Workers, ExactFilterBelow, CompactRatio, Logger) apply.
+// the other options (Workers, ExactFilterBelow, CompactRatio, Quantization,
+// RescoreFactor, Logger) apply, so a saved index can be loaded with or
+// without int8 codes.
 // A truncated or damaged file returns an error matching ErrCorrupt.
 func LoadHNSW[K Key](path string, opts Options) (*HNSW[K], error) {
 	b, err := readVerified(path)
@@ -471,6 +473,7 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 		}
 		v := h.vec(uint32(s))
 		d.f32s(v)
+
 		for l := 0; l <= int(h.levels[s]); l++ {
 			if l == 1 {
 				h.upper[s] = make([]uint32, int(h.levels[s])*(h.m+1))
@@ -526,6 +529,13 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 				if t := list[i]; h.flags[t] == 0 || int(h.levels[t]) < l {
 					return nil, fmt.Errorf("%w: slot %d level %d links to slot %d, which is free or lower", ErrCorrupt, s, l, t)
 				}
+			}
+		}
+	}
+	if h.codes != nil {
+		for s := 0; s < n; s++ {
+			if h.flags[s] != 0 {
+				h.setCode(uint32(s))
 			}
 		}
 	}

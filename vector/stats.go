@@ -36,7 +36,8 @@ func (h *HNSW[K]) Stats() Stats {
 		FreeSlots: len(h.free),
 	}
 	b := int64(cap(h.vecs))*4 + int64(cap(h.links0))*4 + int64(cap(h.upper))*24 +
-		int64(cap(h.levels)) + int64(cap(h.flags))*4 + int64(cap(h.meta))*8 + int64(cap(h.free))*4
+		int64(cap(h.levels)) + int64(cap(h.flags))*4 + int64(cap(h.meta))*8 + int64(cap(h.free))*4 +
+		int64(cap(h.codes)) + int64(cap(h.cscale))*4 + int64(cap(h.norm2))*4
 	var zero K
 	if _, isStr := any(zero).(string); isStr {
 		b += int64(cap(h.keys)) * 16

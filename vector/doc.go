@@ -1,0 +1,37 @@
+// Package vector is an in-process vector index for semantic search and
+// retrieval-augmented generation: an HNSW graph index (Malkov and Yashunin)
+// and an exact Flat index behind one Index interface, with L2, cosine and
+// inner-product distances, string or uint64 ids, metadata filters,
+// deletes that give memory back, and checksummed persistence.
+//
+// The HNSW index stores vectors in one contiguous slab and links in flat
+// uint32 arrays, selects neighbours with the paper's heuristic, runs an
+// ef-bounded beam search with a reusable visited set, and computes
+// distances with AVX2+FMA kernels (pure Go elsewhere). A search allocates
+// only its result slice. Searches run in parallel with Add, Upsert and
+// Delete, and a large Add inserts on every core.
+//
+//	idx, err := vector.NewHNSW[string](vector.Options{Dim: 384, Metric: vector.Cosine})
+//	err = idx.Add(ctx,
+//		vector.Item[string]{ID: "a", Vector: va, Metadata: vector.Metadata{"lang": "en", "year": 2024}},
+//		vector.Item[string]{ID: "b", Vector: vb, Metadata: vector.Metadata{"lang": "fr", "year": 2021}},
+//	)
+//	hits, err := idx.Search(ctx, query, 10, vector.SearchOptions{
+//		Ef:     64,
+//		Filter: vector.And(vector.Eq("lang", "en"), vector.Range("year", 2022, math.Inf(1))),
+//	})
+//	err = idx.Save(ctx, "docs.qvix")
+//	idx2, err := vector.LoadHNSW[string]("docs.qvix", vector.Options{})
+//
+// Filtered searches walk the graph and skip non-matching items; when a
+// filter matches under Options.ExactFilterBelow of the items (estimated
+// from a sample), or the walk finds fewer than k matches, the matching
+// items are scanned exactly, so a selective filter still returns k results.
+//
+// Deleted items are tombstoned at once and reclaimed by Compact, which
+// repairs the links around them and hands their slots to new inserts; it
+// runs automatically once tombstones pass Options.CompactRatio.
+//
+// Package vector/rag adds chunking, embedders and a document store on top;
+// package vector/coderimport imports graphs saved by github.com/coder/hnsw.
+package vector
