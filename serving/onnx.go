@@ -141,10 +141,10 @@ func batchability(info Info, sig *graphSignature) (bool, string) {
 	name := ""
 	check := func(io IOInfo, what string) string {
 		if io.Kind != KindTensor {
-			if what == "input" {
-				return fmt.Sprintf("input %q is a %s, not a tensor", io.Name, io.Kind)
+			if what == "output" && io.Kind == KindSequence && sig.seqOfMaps[io.Name] {
+				return "" // one map per row: split by element
 			}
-			return "" // sequences are split by element when their length is the batch size
+			return fmt.Sprintf("%s %q is a %s, not a tensor with a batch axis", what, io.Name, io.Kind)
 		}
 		if len(io.Shape) == 0 {
 			return fmt.Sprintf("%s %q is a scalar, it has no batch axis", what, io.Name)

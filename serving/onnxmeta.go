@@ -12,6 +12,9 @@ import (
 // batch axis shared by inputs and outputs apart from other dynamic axes.
 type graphSignature struct {
 	dims map[string][]dimInfo // by input/output name
+	// seqOfMaps marks sequence values whose elements are maps: one map per
+	// row, as scikit-learn's ZipMap writes class probabilities.
+	seqOfMaps map[string]bool
 }
 
 type dimInfo struct {
@@ -23,23 +26,26 @@ var errProto = errors.New("malformed ONNX protobuf")
 
 // Field numbers from onnx.proto.
 const (
-	fModelGraph    = 7
-	fGraphInput    = 11
-	fGraphOutput   = 12
-	fValueInfoName = 1
-	fValueInfoType = 2
-	fTypeTensor    = 1
-	fTensorShape   = 2
-	fShapeDim      = 1
-	fDimValue      = 1
-	fDimParam      = 2
+	fModelGraph       = 7
+	fGraphInput       = 11
+	fGraphOutput      = 12
+	fValueInfoName    = 1
+	fValueInfoType    = 2
+	fTypeTensor       = 1
+	fTypeSequence     = 4
+	fTypeMap          = 5
+	fSequenceElemType = 1
+	fTensorShape      = 2
+	fShapeDim         = 1
+	fDimValue         = 1
+	fDimParam         = 2
 )
 
 // parseSignature walks the model's protobuf just far enough to read the
 // graph's input and output shapes; initializers and nodes are skipped
 // without being decoded. It never panics on malformed bytes.
 func parseSignature(b []byte) (*graphSignature, error) {
-	sig := &graphSignature{dims: map[string][]dimInfo{}}
+	sig := &graphSignature{dims: map[string][]dimInfo{}, seqOfMaps: map[string]bool{}}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if num != fModelGraph || typ != protowire.BytesType {
 			return nil
@@ -60,12 +66,26 @@ func parseSignature(b []byte) (*graphSignature, error) {
 func (s *graphSignature) valueInfo(b []byte) error {
 	var name string
 	var dims []dimInfo
+	seqOfMaps := false
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch {
 		case num == fValueInfoName && typ == protowire.BytesType:
 			name = string(v)
 		case num == fValueInfoType && typ == protowire.BytesType:
 			return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+				if num == fTypeSequence && typ == protowire.BytesType {
+					return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+						if num != fSequenceElemType || typ != protowire.BytesType {
+							return nil
+						}
+						return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+							if num == fTypeMap {
+								seqOfMaps = true
+							}
+							return nil
+						})
+					})
+				}
 				if num != fTypeTensor || typ != protowire.BytesType {
 					return nil
 				}
@@ -101,6 +121,7 @@ func (s *graphSignature) valueInfo(b []byte) error {
 	})
 	if err == nil && name != "" {
 		s.dims[name] = dims
+		s.seqOfMaps[name] = seqOfMaps
 	}
 	return err
 }

@@ -1,0 +1,551 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// randomInputs builds a request of rows rows for info with random data;
+// dynamic non-batch axes take the sizes in dyn (cycled).
+func randomInputs(info Info, rows int, dyn []int64, rng *rand.Rand) map[string]Tensor {
+	in := map[string]Tensor{}
+	for _, io := range info.Inputs {
+		shape := make([]int64, len(io.Shape))
+		n, k := 1, 0
+		for i, d := range io.Shape {
+			switch {
+			case d >= 0:
+				shape[i] = d
+			case i == 0:
+				shape[i] = int64(rows)
+			default:
+				shape[i] = dyn[k%len(dyn)]
+				k++
+			}
+			n *= int(shape[i])
+		}
+		in[io.Name] = Tensor{Shape: shape, Data: randomData(io.ElementType, n, rng)}
+	}
+	return in
+}
+
+func randomData(t ElementType, n int, rng *rand.Rand) any {
+	switch t {
+	case Float32:
+		return fill(n, func() float32 { return float32(rng.NormFloat64()) })
+	case Float64:
+		return fill(n, rng.NormFloat64)
+	case Float16:
+		return fill(n, func() F16 { return F16From(float32(rng.IntN(200)-100) / 8) })
+	case BFloat16:
+		return fill(n, func() BF16 { return BF16From(float32(rng.NormFloat64())) })
+	case Int8:
+		return fill(n, func() int8 { return int8(rng.Uint32()) })
+	case Uint8:
+		return fill(n, func() uint8 { return uint8(rng.Uint32()) })
+	case Int16:
+		return fill(n, func() int16 { return int16(rng.Uint32()) })
+	case Uint16:
+		return fill(n, func() uint16 { return uint16(rng.Uint32()) })
+	case Int32:
+		return fill(n, func() int32 { return int32(rng.Uint32()) })
+	case Uint32:
+		return fill(n, rng.Uint32)
+	case Int64:
+		return fill(n, func() int64 { return int64(rng.Uint64()) })
+	case Uint64:
+		return fill(n, rng.Uint64)
+	case Bool:
+		return fill(n, func() bool { return rng.IntN(2) == 0 })
+	case String:
+		return fill(n, func() string { return fmt.Sprintf("s%d", rng.IntN(1000)) })
+	}
+	panic("unsupported element type " + t.String())
+}
+
+func fill[T any](n int, f func() T) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = f()
+	}
+	return s
+}
+
+// TestBatchedEqualsAlone runs concurrent requests through a batcher on every
+// test model and checks each answer equals running that request alone.
+func TestBatchedEqualsAlone(t *testing.T) {
+	cases := []struct {
+		model   string
+		path    func(t *testing.T) string
+		dyn     [][]int64 // non-batch dynamic axis sizes; several => groups that must not merge
+		batched bool
+	}{
+		{model: "mlp", batched: true},
+		{model: "bench_mlp", batched: true},
+		{model: "multi_io", batched: true},
+		{model: "types", batched: true},
+		{model: "image", dyn: [][]int64{{4, 5}, {2, 3}}, batched: true},
+		{model: "sequence", batched: false}, // a sequence of whole-batch tensors cannot be split per row
+		{model: "sklearn_randomforest", path: func(t *testing.T) string { return thirdPartyModel(t, "sklearn_randomforest.onnx") }, batched: true},
+		{model: "state", batched: false},
+		{model: "fixed_batch", batched: false},
+	}
+	for _, c := range cases {
+		t.Run(c.model, func(t *testing.T) {
+			path := testModel(c.model)
+			if c.path != nil {
+				path = c.path(t)
+			}
+			m, err := Load(path, Options{})
+			require.NoError(t, err)
+			info := m.Info()
+			require.Equal(t, c.batched, info.Batchable, info.BatchReason)
+			b, err := NewBatcher(m, BatcherOptions{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond})
+			require.NoError(t, err)
+			defer b.Close()
+
+			rng := rand.New(rand.NewPCG(1, uint64(len(c.model))))
+			dyn := c.dyn
+			if dyn == nil {
+				dyn = [][]int64{{1}}
+			}
+			const n = 24
+			reqs := make([]map[string]Tensor, n)
+			for i := range reqs {
+				reqs[i] = randomInputs(info, 1+rng.IntN(3), dyn[i%len(dyn)], rng)
+			}
+			got := make([]map[string]Value, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range reqs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i], errs[i] = b.Predict(context.Background(), reqs[i])
+				}()
+			}
+			wg.Wait()
+			for i := range reqs {
+				require.NoError(t, errs[i], "request %d", i)
+				want, err := m.Predict(context.Background(), reqs[i])
+				require.NoError(t, err)
+				requireSameValues(t, want, got[i], "request %d", i)
+			}
+			st := b.Stats()
+			require.Equal(t, uint64(n), st.Requests)
+			if c.batched {
+				require.Less(t, st.Batches, uint64(n), "requests were merged")
+			} else {
+				require.Equal(t, uint64(n), st.Batches, "unbatchable model runs each request alone")
+			}
+		})
+	}
+}
+
+// fakeModel doubles its float32 input "x" ([batch, k]) and records the
+// row count of every run. A non-nil gate blocks runs until it is closed.
+type fakeModel struct {
+	mu     sync.Mutex
+	runs   []int
+	firsts []float32 // first element of each run
+	gate   chan struct{}
+	fail   error
+	closed bool
+}
+
+func (f *fakeModel) Info() Info {
+	return Info{
+		Name:      "fake",
+		Inputs:    []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, -1}}},
+		Outputs:   []IOInfo{{Name: "y", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, -1}}},
+		Batchable: true,
+	}
+}
+
+func (f *fakeModel) Predict(ctx context.Context, in map[string]Tensor) (map[string]Value, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
+	x := in["x"].Data.([]float32)
+	f.mu.Lock()
+	f.runs = append(f.runs, int(in["x"].Shape[0]))
+	f.firsts = append(f.firsts, x[0])
+	f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	y := make([]float32, len(x))
+	for i := range x {
+		y[i] = 2 * x[i]
+	}
+	return map[string]Value{"y": TensorValue(Tensor{Shape: in["x"].Shape, Data: y})}, nil
+}
+
+func (f *fakeModel) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+func (f *fakeModel) runSizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.runs...)
+}
+
+func row(v float32, k int) map[string]Tensor {
+	d := make([]float32, k)
+	for i := range d {
+		d[i] = v
+	}
+	return map[string]Tensor{"x": NewTensor([]int64{1, int64(k)}, d)}
+}
+
+// waitQueued waits until the batcher holds n queued requests.
+func waitQueued(t *testing.T, b *Batcher, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return b.Stats().QueueLength == n }, 5*time.Second, time.Millisecond)
+}
+
+func TestBatcherRespectsMaxBatchSize(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := b.Predict(context.Background(), row(float32(i), 2))
+			require.NoError(t, err)
+			require.Equal(t, []float32{2 * float32(i), 2 * float32(i)}, out["y"].Tensor.Data)
+		}()
+	}
+	// 4 rows are taken at once (a full batch does not wait), the rest queue.
+	waitQueued(t, b, 8)
+	close(f.gate)
+	wg.Wait()
+	require.NoError(t, b.Close())
+	for _, n := range f.runSizes() {
+		require.LessOrEqual(t, n, 4)
+	}
+	require.True(t, f.closed, "Close closes the model")
+}
+
+func TestBatcherPriorities(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 1, MaxInFlight: 1})
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	send := func(v float32, prio int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.Predict(WithPriority(context.Background(), prio), row(v, 1))
+			require.NoError(t, err)
+		}()
+	}
+	send(100, 0) // occupies the only slot, blocked on the gate
+	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 && b.Stats().QueueLength == 0 }, 5*time.Second, time.Millisecond)
+	send(1, 0)
+	waitQueued(t, b, 1)
+	send(2, 5)
+	waitQueued(t, b, 2)
+	send(3, 9)
+	waitQueued(t, b, 3)
+	send(4, 5)
+	waitQueued(t, b, 4)
+	close(f.gate)
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, []float32{100, 3, 2, 4, 1}, f.firsts, "higher priority first, then arrival order")
+}
+
+func TestBatcherOverloaded(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 1, MaxInFlight: 1, MaxQueueLength: 2})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ { // one running, two queued
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = b.Predict(context.Background(), row(1, 1)) }()
+		if i == 0 {
+			require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
+		}
+	}
+	waitQueued(t, b, 2)
+	_, err = b.Predict(context.Background(), row(1, 1))
+	require.ErrorIs(t, err, ErrOverloaded)
+	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindOverloaded])
+	close(f.gate)
+	wg.Wait()
+	require.NoError(t, b.Close())
+}
+
+func TestBatcherDropsExpiredRequestsBeforeRun(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: -1})
+	require.NoError(t, err)
+	defer b.Close()
+	go func() { _, _ = b.Predict(context.Background(), row(100, 1)) }()
+	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { _, err := b.Predict(ctx, row(7, 1)); errc <- err }()
+	require.ErrorIs(t, <-errc, context.DeadlineExceeded)
+	require.Equal(t, 0, b.Stats().QueueLength, "expired request left the queue")
+	close(f.gate)
+
+	out, err := b.Predict(context.Background(), row(5, 1))
+	require.NoError(t, err)
+	require.Equal(t, []float32{10}, out["y"].Tensor.Data)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.NotContains(t, f.firsts, float32(7), "the expired request never ran")
+	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindDeadline])
+}
+
+func TestBatcherPadsToAllowedSizes(t *testing.T) {
+	f := &fakeModel{}
+	b, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := b.Predict(context.Background(), row(float32(i+1), 2))
+			require.NoError(t, err)
+			require.Equal(t, []int64{1, 2}, out["y"].Tensor.Shape, "padding dropped")
+			require.Equal(t, []float32{2 * float32(i+1), 2 * float32(i+1)}, out["y"].Tensor.Data)
+		}()
+	}
+	waitQueued(t, b, 3)
+	require.NoError(t, b.Close()) // closing flushes the partial batch without waiting the delay
+	wg.Wait()
+	require.Equal(t, []int{4}, f.runSizes(), "3 rows padded to 4")
+	require.Equal(t, uint64(1), b.Stats().Padding)
+	require.Equal(t, map[int]uint64{3: 1}, b.Stats().BatchSizes)
+}
+
+func TestBatcherMergesOnlyMatchingShapes(t *testing.T) {
+	f := &fakeModel{}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1})
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := 2 + i%2 // widths 2 and 3 must not share a run
+			out, err := b.Predict(context.Background(), row(float32(i), k))
+			require.NoError(t, err)
+			require.Equal(t, []int64{1, int64(k)}, out["y"].Tensor.Shape)
+		}()
+	}
+	wg.Wait()
+	require.Len(t, f.runSizes(), 2)
+	require.ElementsMatch(t, []int{3, 3}, f.runSizes())
+}
+
+func TestBatcherLargeRequestRunsAlone(t *testing.T) {
+	f := &fakeModel{}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4})
+	require.NoError(t, err)
+	defer b.Close()
+	in := map[string]Tensor{"x": NewTensor([]int64{10, 1}, seq(10, 1))}
+	out, err := b.Predict(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, []int64{10, 1}, out["y"].Tensor.Shape)
+	require.Equal(t, []int{10}, f.runSizes())
+}
+
+func TestBatcherRunErrorReachesEveryRequest(t *testing.T) {
+	boom := errors.New("boom")
+	f := &fakeModel{fail: boom}
+	b, err := NewBatcher(f, BatcherOptions{MaxQueueDelay: 10 * time.Millisecond})
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.Predict(context.Background(), row(1, 1))
+			require.ErrorIs(t, err, boom)
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, uint64(4), b.Stats().Errors[ErrKindRun])
+}
+
+func TestBatcherBadInput(t *testing.T) {
+	m := load(t, "multi_io", Options{})
+	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.Predict(context.Background(), map[string]Tensor{
+		"a":   f32([]int64{2, 4}, seq(8, 1)...),
+		"b":   f32([]int64{1, 4}, seq(4, 1)...),
+		"ids": NewTensor([]int64{2, 3}, []int64{1, 2, 3, 4, 5, 6}),
+	})
+	require.ErrorIs(t, err, ErrShape)
+	require.ErrorContains(t, err, `input "b": got 1 rows, want 2 rows like input "a"`)
+	_, err = b.Predict(context.Background(), map[string]Tensor{"a": f32([]int64{0, 4})})
+	require.ErrorIs(t, err, ErrInput)
+	require.Equal(t, uint64(2), b.Stats().Errors[ErrKindInput])
+}
+
+func TestBatcherOptionsValidation(t *testing.T) {
+	f := &fakeModel{}
+	_, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{0, 4}})
+	require.ErrorContains(t, err, "allowed batch sizes must be positive")
+	_, err = NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{4}, MaxBatchSize: 8})
+	require.ErrorContains(t, err, "larger than the largest allowed")
+	_, err = NewBatcher(f, BatcherOptions{MaxQueueLength: -1})
+	require.ErrorContains(t, err, "must be >= 0")
+	_, err = NewBatcher(nil, BatcherOptions{})
+	require.Error(t, err)
+}
+
+func TestBatcherCloseDrainsQueue(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := b.Predict(context.Background(), row(float32(i), 1))
+			require.NoError(t, err, "queued requests are served by Close, not dropped")
+			require.Equal(t, []float32{2 * float32(i)}, out["y"].Tensor.Data)
+		}()
+	}
+	waitQueued(t, b, 3)
+	closed := make(chan error)
+	go func() { closed <- b.Close() }()
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		defer cancel()
+		_, err := b.Predict(ctx, row(1, 1))
+		return errors.Is(err, ErrClosed)
+	}, 5*time.Second, time.Millisecond)
+	close(f.gate)
+	require.NoError(t, <-closed)
+	wg.Wait()
+	require.NoError(t, b.Close(), "Close is idempotent")
+	require.Equal(t, 5, sum(f.runSizes()))
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+func TestManyModelsInOneProcess(t *testing.T) {
+	before := LiveSessions()
+	const n = 50
+	batchers := make([]*Batcher, n)
+	for i := range batchers {
+		m, err := Load(testModel("mlp"), Options{Name: fmt.Sprintf("mlp-%d", i)})
+		require.NoError(t, err)
+		batchers[i], err = NewBatcher(m, BatcherOptions{MaxBatchSize: 8 + i, MaxQueueLength: 16, MaxInFlight: 1})
+		require.NoError(t, err)
+	}
+	require.Equal(t, before+n, LiveSessions())
+	x := seq(16, 0.5)
+	want := mlpReference(t, x, 1)
+	var wg sync.WaitGroup
+	for i, b := range batchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 4; j++ {
+				out, err := b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{1, 16}, x...)})
+				require.NoError(t, err)
+				require.InDeltaSlice(t, want, out["y"].Tensor.Data, 1e-4)
+			}
+			require.Equal(t, fmt.Sprintf("mlp-%d", i), b.Info().Name)
+		}()
+	}
+	wg.Wait()
+	for _, b := range batchers {
+		require.Equal(t, uint64(4), b.Stats().Rows)
+		require.NoError(t, b.Close())
+	}
+	require.Equal(t, before, LiveSessions(), "every session freed")
+}
+
+func TestStatsPercentiles(t *testing.T) {
+	var h latencyHist
+	for i := 1; i <= 100; i++ {
+		h.observe(time.Duration(i) * time.Millisecond)
+	}
+	s := h.summary()
+	require.Equal(t, uint64(100), s.Count)
+	within := func(want, got time.Duration) {
+		t.Helper()
+		require.InEpsilon(t, float64(want), float64(got), 0.1)
+	}
+	within(50*time.Millisecond, s.P50)
+	within(95*time.Millisecond, s.P95)
+	within(99*time.Millisecond, s.P99)
+	within(100*time.Millisecond, s.Max)
+	require.Equal(t, 50500*time.Microsecond, s.Mean)
+}
+
+// requireSameValues checks two outputs are equal: exactly for integers,
+// strings and booleans, and to a few float32 ulps for floats, since a kernel
+// may sum in another order when the batch is larger.
+func requireSameValues(t *testing.T, want, got map[string]Value, msg ...any) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), msg...)
+	for name, w := range want {
+		g, ok := got[name]
+		require.True(t, ok, "output %q missing", name)
+		requireSameValue(t, w, g, append(msg, name)...)
+	}
+}
+
+func requireSameValue(t *testing.T, w, g Value, msg ...any) {
+	t.Helper()
+	require.Equal(t, w.Kind, g.Kind, msg...)
+	switch w.Kind {
+	case KindTensor:
+		require.Equal(t, w.Tensor.Shape, g.Tensor.Shape, msg...)
+		if wf, ok := w.Tensor.Data.([]float32); ok {
+			gf := g.Tensor.Data.([]float32)
+			for i := range wf {
+				require.InDelta(t, wf[i], gf[i], 1e-6+1e-6*math.Abs(float64(wf[i])), msg...)
+			}
+			return
+		}
+		require.Equal(t, w.Tensor.Data, g.Tensor.Data, msg...)
+	case KindSequence:
+		require.Equal(t, len(w.Sequence), len(g.Sequence), msg...)
+		for i := range w.Sequence {
+			requireSameValue(t, w.Sequence[i], g.Sequence[i], msg...)
+		}
+	case KindMap:
+		require.Equal(t, w.Keys, g.Keys, msg...)
+		requireSameValue(t, TensorValue(w.Values), TensorValue(g.Values), msg...)
+	}
+}

@@ -1,0 +1,161 @@
+package serving
+
+import (
+	"fmt"
+)
+
+// mergeInputs concatenates the requests' inputs along axis 0 and pads the
+// result to padded rows by repeating the last row.
+func mergeInputs(info Info, rs []*request, padded int) (map[string]Tensor, error) {
+	out := make(map[string]Tensor, len(info.Inputs))
+	for _, in := range info.Inputs {
+		first := rs[0].inputs[in.Name]
+		shape := append([]int64{int64(padded)}, first.Shape[1:]...)
+		rowLen := 1
+		for _, d := range first.Shape[1:] {
+			rowLen *= int(d)
+		}
+		data, err := concatData(first.Data, rs, in.Name, rowLen, padded)
+		if err != nil {
+			return nil, err
+		}
+		out[in.Name] = Tensor{Shape: shape, Data: data}
+	}
+	return out, nil
+}
+
+func concatData(sample any, rs []*request, name string, rowLen, padded int) (any, error) {
+	switch sample.(type) {
+	case []float32:
+		return concat[float32](rs, name, rowLen, padded), nil
+	case []float64:
+		return concat[float64](rs, name, rowLen, padded), nil
+	case []int8:
+		return concat[int8](rs, name, rowLen, padded), nil
+	case []uint8:
+		return concat[uint8](rs, name, rowLen, padded), nil
+	case []int16:
+		return concat[int16](rs, name, rowLen, padded), nil
+	case []uint16:
+		return concat[uint16](rs, name, rowLen, padded), nil
+	case []int32:
+		return concat[int32](rs, name, rowLen, padded), nil
+	case []uint32:
+		return concat[uint32](rs, name, rowLen, padded), nil
+	case []int64:
+		return concat[int64](rs, name, rowLen, padded), nil
+	case []uint64:
+		return concat[uint64](rs, name, rowLen, padded), nil
+	case []bool:
+		return concat[bool](rs, name, rowLen, padded), nil
+	case []string:
+		return concat[string](rs, name, rowLen, padded), nil
+	case []F16:
+		return concat[F16](rs, name, rowLen, padded), nil
+	case []BF16:
+		return concat[BF16](rs, name, rowLen, padded), nil
+	case []complex64:
+		return concat[complex64](rs, name, rowLen, padded), nil
+	case []complex128:
+		return concat[complex128](rs, name, rowLen, padded), nil
+	}
+	return nil, fmt.Errorf("serving: input %q: cannot batch data of type %T", name, sample)
+}
+
+func concat[T any](rs []*request, name string, rowLen, padded int) []T {
+	out := make([]T, 0, padded*rowLen)
+	for _, r := range rs {
+		out = append(out, r.inputs[name].Data.([]T)...)
+	}
+	if rowLen > 0 {
+		last := out[len(out)-rowLen:]
+		for len(out) < padded*rowLen {
+			out = append(out, last...)
+		}
+	}
+	return out
+}
+
+// splitOutputs cuts each output along axis 0 into the requests' shares,
+// dropping padding. Tensor shares are sub-slices of the batch output (no
+// copy, capacity clipped so appending to one cannot overwrite another);
+// sequences whose length is the batch size are split by element.
+func splitOutputs(out map[string]Value, rs []*request, padded int) ([]map[string]Value, error) {
+	parts := make([]map[string]Value, len(rs))
+	for i := range parts {
+		parts[i] = make(map[string]Value, len(out))
+	}
+	for name, v := range out {
+		switch v.Kind {
+		case KindTensor:
+			t := v.Tensor
+			if len(t.Shape) == 0 || t.Shape[0] != int64(padded) {
+				return nil, fmt.Errorf("serving: output %q has shape %v, want %d rows along axis 0 to split the batch", name, t.Shape, padded)
+			}
+			rowLen := 1
+			for _, d := range t.Shape[1:] {
+				rowLen *= int(d)
+			}
+			off := 0
+			for i, r := range rs {
+				shape := append([]int64{int64(r.rows)}, t.Shape[1:]...)
+				data, err := sliceRows(t.Data, off*rowLen, (off+r.rows)*rowLen)
+				if err != nil {
+					return nil, fmt.Errorf("serving: output %q: %w", name, err)
+				}
+				parts[i][name] = TensorValue(Tensor{Shape: shape, Data: data})
+				off += r.rows
+			}
+		case KindSequence:
+			if len(v.Sequence) != padded {
+				return nil, fmt.Errorf("serving: output %q is a sequence of %d values, want one per row (%d) to split the batch", name, len(v.Sequence), padded)
+			}
+			off := 0
+			for i, r := range rs {
+				parts[i][name] = Value{Kind: KindSequence, Sequence: v.Sequence[off : off+r.rows : off+r.rows]}
+				off += r.rows
+			}
+		default:
+			return nil, fmt.Errorf("serving: output %q is a %s, which cannot be split by row", name, v.Kind)
+		}
+	}
+	return parts, nil
+}
+
+func sliceRows(data any, lo, hi int) (any, error) {
+	switch d := data.(type) {
+	case []float32:
+		return d[lo:hi:hi], nil
+	case []float64:
+		return d[lo:hi:hi], nil
+	case []int8:
+		return d[lo:hi:hi], nil
+	case []uint8:
+		return d[lo:hi:hi], nil
+	case []int16:
+		return d[lo:hi:hi], nil
+	case []uint16:
+		return d[lo:hi:hi], nil
+	case []int32:
+		return d[lo:hi:hi], nil
+	case []uint32:
+		return d[lo:hi:hi], nil
+	case []int64:
+		return d[lo:hi:hi], nil
+	case []uint64:
+		return d[lo:hi:hi], nil
+	case []bool:
+		return d[lo:hi:hi], nil
+	case []string:
+		return d[lo:hi:hi], nil
+	case []F16:
+		return d[lo:hi:hi], nil
+	case []BF16:
+		return d[lo:hi:hi], nil
+	case []complex64:
+		return d[lo:hi:hi], nil
+	case []complex128:
+		return d[lo:hi:hi], nil
+	}
+	return nil, fmt.Errorf("cannot split data of type %T", data)
+}
