@@ -42,14 +42,20 @@ func BenchmarkQuantizeAxisInt8(b *testing.B) {
 	x := benchData()
 	q := make([]int8, len(x))
 	shape := []int{256, 256}
-	scales, zps, err := ChannelParams[int8](x, shape, 1, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(4 * benchN)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = QuantizeAxis(q, x, shape, 0, scales, zps)
+	// axis 0: each channel is a contiguous row; axis 1: channels
+	// alternate element by element (MatMul weights [K, N]).
+	for _, axis := range []int{0, 1} {
+		scales, zps, err := ChannelParams[int8](x, shape, axis, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run([]string{"rows", "columns"}[axis], func(b *testing.B) {
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = QuantizeAxis(q, x, shape, axis, scales, zps)
+			}
+		})
 	}
 }
 
@@ -106,17 +112,21 @@ func BenchmarkDequantizeInt8(b *testing.B) {
 func BenchmarkDequantizeAxisUint8(b *testing.B) {
 	x := benchData()
 	shape := []int{256, 256}
-	scales, zps, err := ChannelParams[uint8](x, shape, 0, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	q := make([]uint8, len(x))
-	_ = QuantizeAxis(q, x, shape, 0, scales, zps)
-	out := make([]float32, len(x))
-	b.SetBytes(4 * benchN)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = DequantizeAxis(out, q, shape, 0, scales, zps)
+	for _, axis := range []int{0, 1} {
+		scales, zps, err := ChannelParams[uint8](x, shape, axis, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := make([]uint8, len(x))
+		_ = QuantizeAxis(q, x, shape, axis, scales, zps)
+		out := make([]float32, len(x))
+		b.Run([]string{"rows", "columns"}[axis], func(b *testing.B) {
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = DequantizeAxis(out, q, shape, axis, scales, zps)
+			}
+		})
 	}
 }
 

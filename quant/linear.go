@@ -222,17 +222,21 @@ func QuantizeAxis[T Integer](dst []T, x []float32, shape []int, axis int, scales
 		return err
 	}
 	nan := -1
-	off := 0
-	for o := 0; o < outer; o++ {
-		for c := 0; c < channels; c++ {
-			var zp T
-			if zeroPoints != nil {
-				zp = zeroPoints[c]
+	if inner < stridedBelow {
+		nan = quantizeStrided(dst, x, scales, zeroPoints, inner)
+	} else {
+		off := 0
+		for o := 0; o < outer; o++ {
+			for c := 0; c < channels; c++ {
+				var zp T
+				if zeroPoints != nil {
+					zp = zeroPoints[c]
+				}
+				if k := quantizeBlock(dst[off:off+inner], x[off:off+inner], scales[c], zp); k >= 0 && nan < 0 {
+					nan = off + k
+				}
+				off += inner
 			}
-			if k := quantizeBlock(dst[off:off+inner], x[off:off+inner], scales[c], zp); k >= 0 && nan < 0 {
-				nan = off + k
-			}
-			off += inner
 		}
 	}
 	if nan >= 0 {
@@ -254,6 +258,10 @@ func DequantizeAxis[T Integer](dst []float32, q []T, shape []int, axis int, scal
 	if err := checkChannelParams(channels, scales, zeroPoints); err != nil {
 		return err
 	}
+	if inner < stridedBelow {
+		dequantizeStrided(dst, q, scales, zeroPoints, inner)
+		return nil
+	}
 	off := 0
 	for o := 0; o < outer; o++ {
 		for c := 0; c < channels; c++ {
@@ -266,4 +274,126 @@ func DequantizeAxis[T Integer](dst []float32, q []T, shape []int, axis int, scal
 		}
 	}
 	return nil
+}
+
+// stridedBelow is the contiguous run length under which per-axis kernels
+// walk channels element by element instead of calling the block kernel
+// per run (the common case is inner = 1: the last axis, as in MatMul
+// weights [K, N] quantized along N).
+const stridedBelow = 16
+
+// quantizeStrided quantizes x laid out as [outer, len(scales), inner] and
+// returns the index of the first NaN, or -1. Rounding before the integer
+// clamp gives the same result as ONNX's clamp of the rounded value: the
+// float clamp to ±512 only keeps the rounding trick in its exact range.
+func quantizeStrided[T Integer](dst []T, x []float32, scales []float32, zps []T, inner int) int {
+	qlo, qhi := bounds[T]()
+	nan := -1
+	dst = dst[:len(x)]
+	row := len(scales) * inner
+	if inner == 1 && zps != nil {
+		zps = zps[:len(scales)]
+		for off := 0; off+row <= len(x); off += row {
+			xs, ds := x[off:off+row], dst[off:off+row]
+			ds = ds[:len(xs)]
+			sc := scales[:len(xs)]
+			zs := zps[:len(xs)]
+			for c, v := range xs {
+				zp := int32(zs[c])
+				v /= sc[c]
+				if v != v {
+					if nan < 0 {
+						nan = off + c
+					}
+					ds[c] = T(zp)
+					continue
+				}
+				v = max32(-512, min32(512, v))
+				r := int32((v+roundMagic)-roundMagic) + zp
+				ds[c] = T(min(qhi, max(qlo, r)))
+			}
+		}
+		return nan
+	}
+	for off := 0; off+row <= len(x); off += row {
+		xs, ds := x[off:off+row], dst[off:off+row]
+		for c, s := range scales {
+			var zp int32
+			if zps != nil {
+				zp = int32(zps[c])
+			}
+			for i := c * inner; i < (c+1)*inner; i++ {
+				v := xs[i] / s
+				if v != v {
+					if nan < 0 {
+						nan = off + i
+					}
+					ds[i] = T(zp)
+					continue
+				}
+				if v < -512 {
+					v = -512
+				}
+				if v > 512 {
+					v = 512
+				}
+				r := int32((v+roundMagic)-roundMagic) + zp
+				if r < qlo {
+					r = qlo
+				}
+				if r > qhi {
+					r = qhi
+				}
+				ds[i] = T(r)
+			}
+		}
+	}
+	return nan
+}
+
+// dequantizeStrided is the DequantizeLinear counterpart of quantizeStrided.
+func dequantizeStrided[T Integer](dst []float32, q []T, scales []float32, zps []T, inner int) {
+	dst = dst[:len(q)]
+	row := len(scales) * inner
+	if inner == 1 && zps != nil {
+		zps = zps[:len(scales)]
+		for off := 0; off+row <= len(q); off += row {
+			qs, ds := q[off:off+row], dst[off:off+row]
+			ds = ds[:len(qs)]
+			sc := scales[:len(qs)]
+			zs := zps[:len(qs)]
+			for c, v := range qs {
+				ds[c] = float32(int32(v)-int32(zs[c])) * sc[c]
+			}
+		}
+		return
+	}
+	for off := 0; off+row <= len(q); off += row {
+		qs, ds := q[off:off+row], dst[off:off+row]
+		for c, s := range scales {
+			var zp int32
+			if zps != nil {
+				zp = int32(zps[c])
+			}
+			for i := c * inner; i < (c+1)*inner; i++ {
+				ds[i] = float32(int32(qs[i])-zp) * s
+			}
+		}
+	}
+}
+
+// min32 and max32 are plain comparisons: unlike the min and max builtins
+// they need no NaN or signed-zero handling (NaN is dealt with earlier).
+func min32(a, b float32) float32 {
+	if b < a {
+		return b
+	}
+	return a
+}
+
+func max32(a, b float32) float32 {
+	if b > a {
+		return b
+	}
+	return a
 }
