@@ -53,7 +53,8 @@ type ShadowResult struct {
 	Shadow  string // the shadow's name
 	Unit    string
 	Primary string // the variant that answered the request
-	// PrimaryOutputs and Outputs let the callback compare the answers.
+	// PrimaryOutputs (the map returned to the caller; read it, do not
+	// modify it) and Outputs let the callback compare the answers.
 	PrimaryOutputs map[string]serving.Value
 	Outputs        map[string]serving.Value
 	Err            error
