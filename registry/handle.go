@@ -69,31 +69,49 @@ func (s *Server) Model(model, alias string) (*Handle, error) {
 // Predict runs the request on the version the alias serves now. To learn
 // which version answered, use PredictVersion or WithServedHook.
 func (h *Handle) Predict(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, error) {
-	out, _, err := h.PredictVersion(ctx, inputs)
+	l, err := h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer l.release()
+	out, err := l.m.Predict(ctx, inputs)
+	h.report(ctx, l)
 	return out, err
 }
 
 // PredictVersion is Predict that also says which version answered (zero
 // Served when none did).
 func (h *Handle) PredictVersion(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, Served, error) {
+	l, err := h.acquire()
+	if err != nil {
+		return nil, Served{}, err
+	}
+	defer l.release()
+	out, err := l.m.Predict(ctx, inputs)
+	h.report(ctx, l)
+	return out, Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number}, err
+}
+
+func (h *Handle) acquire() (*live, error) {
 	if h.closed.Load() {
-		return nil, Served{}, ErrClosed
+		return nil, ErrClosed
 	}
 	l := h.t.acquire()
 	if l == nil {
 		if h.srv.closed.Load() {
-			return nil, Served{}, ErrClosed
+			return nil, ErrClosed
 		}
 		h.srv.notServing.Add(1)
-		return nil, Served{}, fmt.Errorf("%w: %s alias %q has no loaded version", ErrNotServing, h.t.model, h.t.alias)
+		return nil, fmt.Errorf("%w: %s alias %q has no loaded version", ErrNotServing, h.t.model, h.t.alias)
 	}
-	defer l.release()
-	out, err := l.m.Predict(ctx, inputs)
-	sv := Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number}
+	return l, nil
+}
+
+// report calls the WithServedHook hook, if any.
+func (h *Handle) report(ctx context.Context, l *live) {
 	if hook, ok := ctx.Value(servedKey{}).(func(Served)); ok && hook != nil {
-		hook(sv)
+		hook(Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number})
 	}
-	return out, sv, err
 }
 
 // Info describes the version served now, with its name set to
