@@ -101,25 +101,40 @@ func Tokenize(text string) []string {
 }
 
 // HashedBagOfWords returns a featuriser that counts each token of a text
-// into one of buckets slots chosen by FNV-1a, with a hashed sign (the
-// hashing trick), scaled by 1/sqrt(token count). It pairs with an
-// embedding model whose input is float32 [batch, buckets].
+// (Tokenize) into one of buckets slots chosen by FNV-1a, with a hashed sign
+// (the hashing trick), scaled to unit length. It pairs with an embedding
+// model whose input is float32 [batch, buckets].
 func HashedBagOfWords(buckets int) func(string) []float32 {
+	return HashedFeatures(buckets, Tokenize, nil)
+}
+
+// HashedFeatures is HashedBagOfWords with a caller's tokenizer and token
+// weights (for example inverse document frequencies); tokens of weight 0
+// are dropped, and a nil weight counts every token once.
+func HashedFeatures(buckets int, tokenize func(string) []string, weight func(token string) float32) func(string) []float32 {
 	return func(text string) []float32 {
 		v := make([]float32, buckets)
-		toks := Tokenize(text)
-		for _, t := range toks {
+		var sq float64
+		for _, t := range tokenize(text) {
+			w := float32(1)
+			if weight != nil {
+				if w = weight(t); w == 0 {
+					continue
+				}
+			}
 			h := fnv.New32a()
 			h.Write([]byte(t))
 			x := h.Sum32()
-			sign := float32(1)
 			if x&0x80000000 != 0 {
-				sign = -1
+				w = -w
 			}
-			v[int(x&0x7fffffff)%buckets] += sign
+			v[int(x&0x7fffffff)%buckets] += w
 		}
-		if len(toks) > 0 {
-			s := float32(1 / math.Sqrt(float64(len(toks))))
+		for _, x := range v {
+			sq += float64(x) * float64(x)
+		}
+		if sq > 0 {
+			s := float32(1 / math.Sqrt(sq))
 			for i := range v {
 				v[i] *= s
 			}

@@ -249,3 +249,28 @@ func ExampleStore() {
 	fmt.Println(hits[0].DocID, "|", hits[0].Text)
 	// Output: bread | Let the dough rise overnight, then bake it in a hot oven.
 }
+
+func TestHashedFeatures(t *testing.T) {
+	plain := HashedBagOfWords(64)
+	v := plain("Alpha beta, alpha!")
+	var sq float64
+	nonzero := 0
+	for _, x := range v {
+		sq += float64(x) * float64(x)
+		if x != 0 {
+			nonzero++
+		}
+	}
+	require.InDelta(t, 1, sq, 1e-5, "unit length")
+	require.LessOrEqual(t, nonzero, 2, "two distinct tokens")
+	require.Equal(t, v, plain("alpha BETA alpha"), "case and punctuation do not matter")
+
+	weighted := HashedFeatures(64, Tokenize, func(tok string) float32 {
+		if tok == "beta" {
+			return 0
+		}
+		return 2
+	})
+	require.Equal(t, plain("alpha"), weighted("alpha beta"), "weight 0 drops a token")
+	require.Equal(t, make([]float32, 64), weighted("beta"), "no tokens left: zero vector")
+}
