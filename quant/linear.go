@@ -298,9 +298,23 @@ func quantizeStrided[T Integer](dst []T, x []float32, scales []float32, zps []T,
 			ds = ds[:len(xs)]
 			sc := scales[:len(xs)]
 			zs := zps[:len(xs)]
-			for c, v := range xs {
+			c := 0
+			for ; c+4 <= len(xs); c += 4 {
+				v0 := xs[c] / sc[c]
+				v1 := xs[c+1] / sc[c+1]
+				v2 := xs[c+2] / sc[c+2]
+				v3 := xs[c+3] / sc[c+3]
+				if v0 != v0 || v1 != v1 || v2 != v2 || v3 != v3 {
+					break // finish the row on the careful path below
+				}
+				ds[c] = T(roundClampInt(v0, int32(zs[c]), qlo, qhi))
+				ds[c+1] = T(roundClampInt(v1, int32(zs[c+1]), qlo, qhi))
+				ds[c+2] = T(roundClampInt(v2, int32(zs[c+2]), qlo, qhi))
+				ds[c+3] = T(roundClampInt(v3, int32(zs[c+3]), qlo, qhi))
+			}
+			for ; c < len(xs); c++ {
 				zp := int32(zs[c])
-				v /= sc[c]
+				v := xs[c] / sc[c]
 				if v != v {
 					if nan < 0 {
 						nan = off + c
@@ -308,9 +322,7 @@ func quantizeStrided[T Integer](dst []T, x []float32, scales []float32, zps []T,
 					ds[c] = T(zp)
 					continue
 				}
-				v = max32(-512, min32(512, v))
-				r := int32((v+roundMagic)-roundMagic) + zp
-				ds[c] = T(min(qhi, max(qlo, r)))
+				ds[c] = T(roundClampInt(v, zp, qlo, qhi))
 			}
 		}
 		return nan
@@ -380,6 +392,14 @@ func dequantizeStrided[T Integer](dst []float32, q []T, scales []float32, zps []
 			}
 		}
 	}
+}
+
+// roundClampInt rounds v half to even, adds zp and saturates to [qlo, qhi].
+// The float clamp to ±512 only keeps the rounding trick in its exact range.
+func roundClampInt(v float32, zp, qlo, qhi int32) int32 {
+	v = max32(-512, min32(512, v))
+	r := int32((v+roundMagic)-roundMagic) + zp
+	return min(qhi, max(qlo, r))
 }
 
 // min32 and max32 are plain comparisons: unlike the min and max builtins

@@ -62,6 +62,24 @@ func TestQuantizeNaN(t *testing.T) {
 	err = QuantizeAxis(q, x, []int{3, 3}, 0, []float32{1, 1, 1}, nil)
 	require.ErrorIs(t, err, ErrNonFinite)
 	require.Contains(t, err.Error(), "x[2]")
+
+	// Last axis with zero points (the unrolled strided kernel): a NaN in
+	// the second row must not disturb its neighbours.
+	x = []float32{1, 2, 3, 4, 5, 6, nan, 8.5, 9, 10, 11, 12}
+	scales := []float32{0.5, 1, 2, 4, 8, 16}
+	zps := []int8{1, -1, 2, -2, 3, -3}
+	q = make([]int8, len(x))
+	err = QuantizeAxis(q, x, []int{2, 6}, 1, scales, zps)
+	require.ErrorIs(t, err, ErrNonFinite)
+	require.Contains(t, err.Error(), "x[6]")
+	for i, v := range x {
+		c := i % 6
+		want := zps[c]
+		if v == v {
+			want = int8(refQuantize(v, scales[c], int32(zps[c]), -128, 127))
+		}
+		require.Equal(t, want, q[i], "element %d", i)
+	}
 }
 
 func TestLinearBadInput(t *testing.T) {
