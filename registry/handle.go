@@ -133,7 +133,7 @@ func (h *Handle) Name() string { return h.t.model + "@" + h.t.alias }
 // Version returns the version the alias serves now.
 func (h *Handle) Version() (Version, bool) {
 	if l := h.t.cur.Load(); l != nil {
-		return l.v, true
+		return l.v.clone(), true
 	}
 	return Version{}, false
 }

@@ -626,7 +626,7 @@ func (s *Server) callLoader(ctx context.Context, v Version, dir string) (m servi
 			m, err = nil, fmt.Errorf("loader panicked: %v", r)
 		}
 	}()
-	return s.load(ctx, v, dir)
+	return s.load(ctx, v.clone(), dir)
 }
 
 func (s *Server) callWarmUp(ctx context.Context, v Version, m serving.Model) (err error) {
@@ -635,7 +635,7 @@ func (s *Server) callWarmUp(ctx context.Context, v Version, m serving.Model) (er
 			err = fmt.Errorf("warm-up panicked: %v", r)
 		}
 	}()
-	return s.opts.WarmUp(ctx, v, m)
+	return s.opts.WarmUp(ctx, v.clone(), m)
 }
 
 // finish closes a drained version.
@@ -674,7 +674,7 @@ func (s *Server) Current(model, alias string) (Version, bool) {
 		return Version{}, false
 	}
 	if l := t.cur.Load(); l != nil {
-		return l.v, true
+		return l.v.clone(), true
 	}
 	return Version{}, false
 }
