@@ -376,11 +376,24 @@ func (e *Experiment) Stop(variant string) error {
 	return e.SetWeights(map[string]float64{variant: 0})
 }
 
-func (e *Experiment) setLayer(g *layerGate) {
+// joinLayer gates e by g, unless e already belongs to a layer.
+func (e *Experiment) joinLayer(g *layerGate) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ns := *e.state.Load()
+	if ns.layer != nil {
+		return fmt.Errorf("%w: experiment %q already belongs to layer %q", ErrConfig, e.name, ns.layer.layer.name)
+	}
 	ns.layer = g
+	e.state.Store(&ns)
+	return nil
+}
+
+func (e *Experiment) leaveLayer() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ns := *e.state.Load()
+	ns.layer = nil
 	e.state.Store(&ns)
 }
 

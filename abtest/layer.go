@@ -66,9 +66,6 @@ func (l *Layer) Add(e *Experiment, from, to float64) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e.state.Load().layer != nil {
-		return fmt.Errorf("%w: experiment %q already belongs to layer %q", ErrConfig, e.name, e.state.Load().layer.layer.name)
-	}
 	for _, s := range l.slots {
 		if s.exp.name == e.name {
 			return fmt.Errorf("%w: layer %q already has an experiment named %q", ErrConfig, l.name, e.name)
@@ -78,8 +75,10 @@ func (l *Layer) Add(e *Experiment, from, to float64) error {
 				float64(s.lo)/Buckets, float64(s.hi)/Buckets)
 		}
 	}
+	if err := e.joinLayer(&layerGate{layer: l, lo: lo, hi: hi}); err != nil {
+		return err
+	}
 	l.slots = append(l.slots, layerSlot{exp: e, lo: lo, hi: hi})
-	e.setLayer(&layerGate{layer: l, lo: lo, hi: hi})
 	return nil
 }
 
@@ -91,7 +90,7 @@ func (l *Layer) Remove(e *Experiment) bool {
 	for i, s := range l.slots {
 		if s.exp == e {
 			l.slots = append(l.slots[:i], l.slots[i+1:]...)
-			e.setLayer(nil)
+			e.leaveLayer()
 			return true
 		}
 	}

@@ -141,7 +141,7 @@ func TestLayerErrors(t *testing.T) {
 		{"negative", e2, -0.1, 0.1, "want 0 <= from < to <= 1"},
 		{"too narrow", e2, 0.5, 0.5000001, "narrower than one bucket"},
 		{"overlap", e2, 0.3, 0.5, `overlaps experiment "e1"`},
-		{"again", e1, 0.6, 0.7, "already belongs"},
+		{"again", e1, 0.6, 0.7, "already has an experiment"},
 		{"same name", e1b, 0.6, 0.7, "already has an experiment"},
 	}
 	for _, tc := range tests {
@@ -153,6 +153,11 @@ func TestLayerErrors(t *testing.T) {
 		})
 	}
 	require.NoError(t, l.Add(e2, 0.4, 0.6), "adjacent slices do not overlap")
+	other := mustLayer(t, "other")
+	err = other.Add(e1, 0, 1)
+	require.ErrorIs(t, err, ErrConfig)
+	require.Contains(t, err.Error(), `already belongs to layer "l"`)
+	require.Empty(t, other.Experiments())
 	_, _, err = l.Assign("", nil)
 	require.ErrorIs(t, err, ErrEmptyUnit)
 }
