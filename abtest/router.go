@@ -257,8 +257,9 @@ func (r *ModelRouter) ShadowTracker() *Tracker { return r.shadowTrack }
 
 // Predict assigns req.Unit, runs the assigned variant's model and returns
 // its answer with the variant's name. Model errors are returned wrapped,
-// with Result.Variant still set. Shadow copies are enqueued after the
-// primary answer without blocking.
+// with Result.Variant still set. After a successful answer, one copy of the
+// request per shadow is enqueued without blocking (dropped and counted when
+// the shadow queue is full); failed requests are not shadowed.
 func (r *ModelRouter) Predict(ctx context.Context, req Request) (Result, error) {
 	// The read lock spans the whole call, so Close waits for in-flight
 	// predictions; it is uncontended until Close.
