@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -259,5 +260,16 @@ func BenchmarkEntropyCalibratorRange(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _, _ = c.Range()
+	}
+}
+
+func BenchmarkQuantizeModel(b *testing.B) {
+	model := readModel(b, "classifier.onnx")
+	b.SetBytes(int64(len(model)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := QuantizeModel(context.Background(), model, ModelOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -97,3 +97,39 @@ func ExampleQuantizeModel() {
 	// W3 [Gemm] [32 10] axis 1
 	// weights 13568 -> 3816 bytes (3.56x), file 14634 -> 5217 bytes
 }
+
+func ExampleQuantizeInt4() {
+	w := []float32{0.1, -0.8, 0.35, 0.7, 0, 0.05, 0.2, -0.4}
+	blocks, err := quant.QuantizeInt4(w, 4) // two blocks of four
+	if err != nil {
+		panic(err)
+	}
+	back := make([]float32, len(w))
+	_ = blocks.Dequantize(back)
+	fmt.Println(blocks.Scales, blocks.Bytes(), "bytes")
+	fmt.Printf("%.2f\n", back)
+	// Output:
+	// [0.1 0.05] 12 bytes
+	// [0.10 -0.80 0.40 0.70 0.00 0.05 0.20 -0.40]
+}
+
+func ExampleToFloat16() {
+	for _, f := range []float32{1, 0.1, 65504, 1e6, 1e-8} {
+		h := quant.ToFloat16(f)
+		fmt.Printf("%g -> %#04x -> %g\n", f, uint16(h), h.Float32())
+	}
+	// Output:
+	// 1 -> 0x3c00 -> 1
+	// 0.1 -> 0x2e66 -> 0.099975586
+	// 65504 -> 0x7bff -> 65504
+	// 1e+06 -> 0x7c00 -> +Inf
+	// 1e-08 -> 0x0000 -> 0
+}
+
+func ExampleHamming() {
+	a := quant.BinaryCodes([]float32{0.3, -0.1, 0.8, -0.5})
+	b := quant.BinaryCodes([]float32{0.2, 0.4, 0.9, -0.7})
+	fmt.Printf("%04b %04b distance %d\n", a[0], b[0], quant.Hamming(a, b))
+	// Output:
+	// 0101 0111 distance 1
+}
