@@ -30,7 +30,8 @@ type ModelOptions struct {
 	// Raising the opset can change the meaning of other operators (Squeeze,
 	// Unsqueeze, Split, ReduceSum and Softmax changed at 13), so it is off by
 	// default: a model at opset 10-12 is then quantized per tensor instead,
-	// and one below 10 is rejected with ErrUnsupported.
+	// and one below 10 is rejected with ErrUnsupported. A bump also raises
+	// an IR version below 7 to 7, the first that allows opset 13.
 	AllowOpsetBump bool
 }
 
@@ -126,6 +127,9 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 	case opts.AllowOpsetBump:
 		opset.Version = 13
 		rep.OpsetAfter = 13
+		if m.IrVersion < 7 { // opset 13 needs IR version 7
+			m.IrVersion = 7
+		}
 	case v >= 10:
 		if perChannel {
 			perChannel = false

@@ -310,6 +310,28 @@ func TestQuantizeModelNothingToDo(t *testing.T) {
 	require.Equal(t, rep.BytesBefore, rep.BytesAfter)
 }
 
+func TestQuantizeModelOpsetBumpRaisesIRVersion(t *testing.T) {
+	b := editModel(t, func(m *onnx.ModelProto) {
+		m.IrVersion = 5
+		m.OpsetImport[0].Version = 9
+	})
+	_, _, err := QuantizeModel(context.Background(), b, ModelOptions{})
+	require.ErrorIs(t, err, ErrUnsupported)
+	qm, rep, err := QuantizeModel(context.Background(), b, ModelOptions{AllowOpsetBump: true})
+	require.NoError(t, err)
+	require.Equal(t, int64(9), rep.OpsetBefore)
+	require.Equal(t, int64(13), rep.OpsetAfter)
+	q := unmarshalModel(t, qm)
+	require.Equal(t, int64(7), q.GetIrVersion())
+	in := classifierInputs(32)
+	shapes := map[string][]int64{"x": {32, 16}}
+	want, _ := runModel(t, b, in, shapes, []string{"logits"})
+	got, _ := runModel(t, qm, in, shapes, []string{"logits"})
+	er, err := Compare(want["logits"], got["logits"])
+	require.NoError(t, err)
+	require.Greater(t, er.Cosine, 0.999)
+}
+
 func TestQuantizeModelCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
