@@ -1,0 +1,212 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ortenv "github.com/quiverml/quiver/internal/ort"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// benchModel is the tabular MLP used by the throughput benchmarks:
+// 64 -> 256 -> 256 -> 1 with ReLU.
+const benchModel = "bench_mlp"
+
+// BenchmarkRawRun is the peer: onnxruntime_go's AdvancedSession with
+// preallocated tensors, one session and one intra-op thread, called from one
+// goroutine. It reports rows/s at batch 1 and batch 64.
+func BenchmarkRawRun(b *testing.B) {
+	if err := ortenv.Init(""); err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			x, err := ort.NewTensor(ort.NewShape(int64(batch), 64), randomFloats(batch*64))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer x.Destroy()
+			y, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(batch), 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer y.Destroy()
+			so, err := ort.NewSessionOptions()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer so.Destroy()
+			so.SetIntraOpNumThreads(1)
+			so.SetInterOpNumThreads(1)
+			s, err := ort.NewAdvancedSession(testModel(benchModel), []string{"x"}, []string{"y"},
+				[]ort.Value{x}, []ort.Value{y}, so)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Destroy()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkPredict is ONNXModel.Predict (validation, Go<->ORT copies) at
+// batch 1 and 64, one goroutine: the cost of the safe API over RawRun.
+func BenchmarkPredict(b *testing.B) {
+	m, err := Load(testModel(benchModel), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			in := map[string]Tensor{"x": NewTensor([]int64{int64(batch), 64}, randomFloats(batch*64))}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Predict(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkBatcher serves single-row requests from 64 concurrent callers
+// through a Batcher with default options (max batch 64, 1ms delay, one
+// batch in flight per core) and reports rows/s and per-request latency.
+func BenchmarkBatcher(b *testing.B) {
+	for _, callers := range []int{64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			m, err := Load(testModel(benchModel), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bt, err := NewBatcher(m, BatcherOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bt.Close()
+			runCallers(b, callers, func(ctx context.Context, in map[string]Tensor) error {
+				_, err := bt.Predict(ctx, in)
+				return err
+			}, 64)
+			st := bt.Stats()
+			if st.Batches > 0 {
+				b.ReportMetric(float64(st.Rows)/float64(st.Batches), "rows/batch")
+			}
+		})
+	}
+}
+
+// runCallers runs b.N single-row requests spread over callers goroutines and
+// reports rows/s and the p50/p99 request latency.
+func runCallers(b *testing.B, callers int, predict func(context.Context, map[string]Tensor) error, width int) {
+	inputs := make([]map[string]Tensor, callers)
+	for i := range inputs {
+		inputs[i] = map[string]Tensor{"x": NewTensor([]int64{1, int64(width)}, randomFloats(width))}
+	}
+	lat := make([][]time.Duration, callers)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for c := 0; c < callers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				if err := predict(ctx, inputs[c]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2]), "p50-ns")
+		b.ReportMetric(float64(all[len(all)*99/100]), "p99-ns")
+	}
+}
+
+// BenchmarkBatcherOverhead measures the batching layer alone (queue, merge,
+// split, wake-ups) in front of a model that does no work, against calling
+// that model directly.
+func BenchmarkBatcherOverhead(b *testing.B) {
+	in := map[string]Tensor{"x": NewTensor([]int64{1, 4}, []float32{1, 2, 3, 4})}
+	ctx := context.Background()
+	b.Run("direct", func(b *testing.B) {
+		m := nopModel{}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Predict(ctx, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batcher/callers=%d", callers), func(b *testing.B) {
+			bt, err := NewBatcher(nopModel{}, BatcherOptions{MaxQueueDelay: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bt.Close()
+			runCallers(b, callers, func(ctx context.Context, in map[string]Tensor) error {
+				_, err := bt.Predict(ctx, in)
+				return err
+			}, 4)
+		})
+	}
+}
+
+// nopModel echoes its input: a model that costs nothing to run.
+type nopModel struct{}
+
+func (nopModel) Info() Info {
+	return Info{
+		Name:      "nop",
+		Inputs:    []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}}},
+		Outputs:   []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}}},
+		Batchable: true,
+	}
+}
+
+func (nopModel) Predict(_ context.Context, in map[string]Tensor) (map[string]Value, error) {
+	return map[string]Value{"x": TensorValue(in["x"])}, nil
+}
+
+func (nopModel) Close() error { return nil }
+
+func randomFloats(n int) []float32 {
+	rng := rand.New(rand.NewPCG(7, 7))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
