@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/quiverml/quiver/serving"
 )
 
@@ -62,6 +64,9 @@ type ServerOptions struct {
 	WarmUp func(ctx context.Context, v Version, m serving.Model) error
 	// Logger receives loads, swaps and failures; nil discards.
 	Logger *slog.Logger
+	// Parallel is how many models are synced (and loaded) at once. Zero
+	// means 1: on a small machine, loads in parallel compete with serving.
+	Parallel int
 	// EventBuffer is the capacity of the Events channel; events that do not
 	// fit are dropped and counted. Zero means 256.
 	EventBuffer int
@@ -142,7 +147,7 @@ type Server struct {
 	opts ServerOptions
 	log  *slog.Logger
 
-	syncMu sync.Mutex // one Sync at a time; guards models' failed/broken maps
+	syncMu sync.Mutex // one Sync at a time; one goroutine per model touches its failed/broken maps
 
 	mu      sync.RWMutex // guards targets and models[*].lives
 	targets map[targetKey]*target
@@ -266,6 +271,9 @@ func NewServer(reg Registry, load Loader, opts ServerOptions) (*Server, error) {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Minute
 	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 1
+	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = 256
 	}
@@ -370,15 +378,22 @@ func (s *Server) Sync(ctx context.Context) error {
 			return err
 		}
 	}
-	var errs []error
-	for _, m := range models {
+	// Models are independent: each syncModel touches only its own state
+	// and takes s.mu for what is shared.
+	errs := make([]error, len(models))
+	var g errgroup.Group
+	g.SetLimit(s.opts.Parallel)
+	for i, m := range models {
 		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
+			errs[i] = err
+			break
 		}
-		if err := s.syncModel(ctx, m); err != nil {
-			errs = append(errs, err)
-		}
+		g.Go(func() error {
+			errs[i] = s.syncModel(ctx, m)
+			return nil
+		})
 	}
+	_ = g.Wait()
 	return errors.Join(errs...)
 }
 
@@ -434,17 +449,41 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		return ok && f.created.Equal(v.Created) && now.Sub(f.at) < s.opts.RetryAfter
 	}
 
-	// What each alias should serve.
+	ensure := func(v Version) bool {
+		if s.findLive(ms, v) != nil {
+			return true
+		}
+		if failedRecently(v) || ctx.Err() != nil {
+			return false
+		}
+		l, err := s.loadVersion(ctx, v)
+		if err != nil {
+			ms.failed[v.Number] = failure{at: time.Now(), created: v.Created}
+			errs = append(errs, err)
+			return false
+		}
+		delete(ms.failed, v.Number)
+		s.mu.Lock()
+		ms.lives = append(ms.lives, l)
+		s.mu.Unlock()
+		return true
+	}
+
+	// What each alias should serve. "latest" is the newest version that
+	// loads: when the newest fails, the one before it serves.
 	want := map[string]int64{}
 	var latestN []int64
 	if s.opts.Policy.Latest > 0 {
+		for i := len(snap.Versions) - 1; i >= 0; i-- {
+			if v := snap.Versions[i]; !v.Archived && ensure(v) {
+				want[Latest] = v.Number
+				break
+			}
+		}
 		for i := len(snap.Versions) - 1; i >= 0 && len(latestN) < s.opts.Policy.Latest; i-- {
 			if v := snap.Versions[i]; !v.Archived && !failedRecently(v) {
 				latestN = append(latestN, v.Number)
 			}
-		}
-		if len(latestN) > 0 {
-			want[Latest] = latestN[0]
 		}
 	}
 	var previous []int64
@@ -491,23 +530,10 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 
 	// Load what is missing.
 	for _, n := range order {
-		v := byNum[n]
-		if s.findLive(ms, v) != nil || failedRecently(v) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		l, err := s.loadVersion(ctx, v)
-		if err != nil {
-			ms.failed[n] = failure{at: time.Now(), created: v.Created}
-			errs = append(errs, err)
-			continue
-		}
-		delete(ms.failed, n)
-		s.mu.Lock()
-		ms.lives = append(ms.lives, l)
-		s.mu.Unlock()
+		ensure(byNum[n])
+	}
+	if err := ctx.Err(); err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 
 	// Swap, then unload what nothing wants or serves.

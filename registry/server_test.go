@@ -563,3 +563,26 @@ func TestServerSwapStress(t *testing.T) {
 	require.Equal(t, int64(0), fl.live())
 	require.Zero(t, fl.doubleClose.Load())
 }
+
+func TestServerSyncsModelsInParallel(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fl := &fakeLoader{}
+	models := []string{"a", "b", "c", "d", "e"}
+	for _, m := range models {
+		publishN(t, s, m, 1)
+		require.NoError(t, s.SetAlias(ctx, m, "production", 1))
+	}
+	publishText(t, s, "c", "fail") // c/2 fails; the others must not care
+	srv := newServer(t, s, fl, ServerOptions{Parallel: 3})
+	err := srv.Sync(ctx)
+	require.Error(t, err)
+	for _, m := range models {
+		h, err := srv.Model(m, "production")
+		require.NoError(t, err)
+		require.Equal(t, int64(1), predictVersion(t, h), m)
+	}
+	st := srv.Stats()
+	require.Len(t, st.Serving, 2*len(models))
+	require.Equal(t, uint64(1), st.LoadFailures)
+}
