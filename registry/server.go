@@ -95,6 +95,7 @@ const (
 	EventBroken
 )
 
+// String returns the kind's snake_case name ("swapped").
 func (k EventKind) String() string {
 	switch k {
 	case EventLoaded:
