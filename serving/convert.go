@@ -7,17 +7,6 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// needsGoBuffer reports element types that the Go binding cannot copy out of
-// a runtime-allocated tensor correctly, so outputs of these types are bound
-// to Go-allocated buffers before the run.
-func needsGoBuffer(t ElementType) bool {
-	switch t {
-	case Float16, BFloat16, Complex64, Complex128:
-		return true
-	}
-	return false
-}
-
 // bytesOf views a slice of fixed-size elements as bytes without copying.
 func bytesOf[T any](s []T) []byte {
 	if len(s) == 0 {
@@ -254,8 +243,11 @@ func fromORT(v ort.Value) (Value, error) {
 	return Value{}, fmt.Errorf("unsupported ONNX Runtime value %T", v)
 }
 
+// tensorOut returns the tensor's data without copying: it is Go memory,
+// either bound before the run or copied out of the runtime by the binding,
+// and stays valid after the value is destroyed.
 func tensorOut[T ort.TensorData](t *ort.Tensor[T]) (Value, error) {
-	d := append([]T(nil), t.GetData()...)
+	d := t.GetData()
 	return TensorValue(Tensor{Shape: append([]int64(nil), t.GetShape()...), Data: d}), nil
 }
 
