@@ -38,7 +38,7 @@ func TestQuantizedRecall(t *testing.T) {
 	ctx := context.Background()
 	for _, m := range []Metric{L2, Cosine, InnerProduct} {
 		t.Run(m.String(), func(t *testing.T) {
-			data, queries := clustered(3000, 60, 32, 15, 11)
+			data, queries := clustered(1500, 40, 32, 15, 11)
 			if m == InnerProduct {
 				data, queries = normalizeAll(data), normalizeAll(queries)
 			}
