@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,7 +68,8 @@ func featValue(i, j int) float32 { return float32(i%1000) + float32(j)/100 }
 
 // featStore is what each benchmarked store implements.
 type featStore interface {
-	getMany(keys []string, dst []float32, st []features.Status) error
+	// getMany fills dst for keys and returns how many were found.
+	getMany(keys []string, dst []float32, st []features.Status) (int, error)
 	put(key string, r *featRow) error
 }
 
@@ -117,8 +119,17 @@ func newQuiverStore() *quiverStore {
 	return &quiverStore{m: m, sel: sel}
 }
 
-func (q *quiverStore) getMany(keys []string, dst []float32, st []features.Status) error {
-	return q.m.GetMany(context.Background(), q.sel, keys, dst, st)
+func (q *quiverStore) getMany(keys []string, dst []float32, st []features.Status) (int, error) {
+	if err := q.m.GetMany(context.Background(), q.sel, keys, dst, st); err != nil {
+		return 0, err
+	}
+	hits := 0
+	for i := range keys {
+		if st[i*featWidth] == features.StatusPresent {
+			hits++
+		}
+	}
+	return hits, nil
 }
 
 // putRow is reused per goroutine by the caller through put's argument.
@@ -150,15 +161,17 @@ func newMapStore() *mapStore {
 	return s
 }
 
-func (s *mapStore) getMany(keys []string, dst []float32, _ []features.Status) error {
+func (s *mapStore) getMany(keys []string, dst []float32, _ []features.Status) (int, error) {
+	hits := 0
 	s.mu.RLock()
 	for i, k := range keys {
 		if r, ok := s.rows[k]; ok {
 			copy(dst[i*featWidth:(i+1)*featWidth], r.vals[:])
+			hits++
 		}
 	}
 	s.mu.RUnlock()
-	return nil
+	return hits, nil
 }
 
 func (s *mapStore) put(key string, r *featRow) error {
@@ -192,13 +205,15 @@ func newOtterStore() *otterStore {
 	return &otterStore{c: c}
 }
 
-func (s *otterStore) getMany(keys []string, dst []float32, _ []features.Status) error {
+func (s *otterStore) getMany(keys []string, dst []float32, _ []features.Status) (int, error) {
+	hits := 0
 	for i, k := range keys {
 		if r, ok := s.c.GetIfPresent(k); ok {
 			copy(dst[i*featWidth:(i+1)*featWidth], r.vals[:])
+			hits++
 		}
 	}
-	return nil
+	return hits, nil
 }
 
 func (s *otterStore) put(key string, r *featRow) error {
@@ -216,7 +231,7 @@ type ristrettoStore struct {
 func newRistrettoStore() *ristrettoStore {
 	featSetupKeys()
 	c, err := ristretto.NewCache(&ristretto.Config[string, *featRow]{
-		NumCounters: 10 * featN, MaxCost: featN + featN/10, BufferItems: 64,
+		NumCounters: 10 * featN, MaxCost: featN + featN/10, BufferItems: 64, IgnoreInternalCost: true,
 	})
 	if err != nil {
 		panic(err)
@@ -235,13 +250,15 @@ func newRistrettoStore() *ristrettoStore {
 	return &ristrettoStore{c: c}
 }
 
-func (s *ristrettoStore) getMany(keys []string, dst []float32, _ []features.Status) error {
+func (s *ristrettoStore) getMany(keys []string, dst []float32, _ []features.Status) (int, error) {
+	hits := 0
 	for i, k := range keys {
 		if r, ok := s.c.Get(k); ok {
 			copy(dst[i*featWidth:(i+1)*featWidth], r.vals[:])
+			hits++
 		}
 	}
-	return nil
+	return hits, nil
 }
 
 func (s *ristrettoStore) put(key string, r *featRow) error {
@@ -289,22 +306,24 @@ func newRedisStore(tb testing.TB) (*redisStore, error) {
 	return &redisStore{r: r}, nil
 }
 
-func (s *redisStore) getMany(keys []string, dst []float32, _ []features.Status) error {
+func (s *redisStore) getMany(keys []string, dst []float32, _ []features.Status) (int, error) {
 	vals, err := s.r.client.MGet(context.Background(), keys...).Result()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	hits := 0
 	for i, v := range vals {
 		b, ok := v.(string)
 		if !ok || len(b) != 8+4*featWidth {
 			continue
 		}
+		hits++
 		out := dst[i*featWidth : (i+1)*featWidth]
 		for j := range out {
 			out[j] = math.Float32frombits(binary.LittleEndian.Uint32([]byte(b[8+4*j : 12+4*j])))
 		}
 	}
-	return nil
+	return hits, nil
 }
 
 func (s *redisStore) put(key string, r *featRow) error {
@@ -360,7 +379,10 @@ func featRun(b *testing.B, s featStore, batch, writePct int) {
 	b.SetParallelism(1)
 	var seedMu sync.Mutex
 	seed := int64(0)
-	var failed error
+	var (
+		failed       error
+		hits, looked atomic.Int64
+	)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		seedMu.Lock()
@@ -372,6 +394,7 @@ func featRun(b *testing.B, s featStore, batch, writePct int) {
 		st := make([]features.Status, batch*featWidth)
 		row := &featRow{}
 		pos := r.Intn(featSeq)
+		var myHits, myLooked int64
 		for n := 0; pb.Next(); n++ {
 			if writePct > 0 && n%100 < writePct {
 				i := int(featZipf[pos])
@@ -389,13 +412,21 @@ func featRun(b *testing.B, s featStore, batch, writePct int) {
 				keys[i] = featKeys[featZipf[pos]]
 				pos = (pos + 1) & (featSeq - 1)
 			}
-			if err := s.getMany(keys, dst, st); err != nil {
+			h, err := s.getMany(keys, dst, st)
+			if err != nil {
 				failed = err
 			}
+			myHits += int64(h)
+			myLooked += int64(len(keys))
 		}
+		hits.Add(myHits)
+		looked.Add(myLooked)
 	})
 	if failed != nil {
 		b.Fatal(failed)
+	}
+	if looked.Load() > 0 {
+		b.ReportMetric(float64(hits.Load())/float64(looked.Load()), "hit-ratio")
 	}
 }
 

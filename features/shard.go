@@ -38,7 +38,7 @@ type shard struct {
 // generation; readers holding the old one still read consistent (older)
 // data and notice the change through seq.
 type shardData struct {
-	idx    []uint64 // tag<<32 | slot+1; 0 = empty
+	idx    []uint32 // tag<<24 | slot+1 (see entry); 0 = empty
 	mask   uint64
 	meta   []slotMeta
 	words  []uint32 // len(meta) * stride: per row ts (2 words), null mask (2), values
@@ -68,7 +68,20 @@ const inlineKey = 16
 
 func hashKey(key string) uint64 { return xxhash.Sum64String(key) }
 
-func tagOf(h uint64) uint32 { return uint32(h >> 24) }
+// An index entry packs an 8-bit hash tag (so most probes that hit another
+// key are rejected without touching its slot) and slot+1 in 24 bits: a
+// shard holds at most maxShardSlots rows.
+const maxShardSlots = 1<<24 - 1
+
+// tagOf takes hash bits 40..47: the index position uses the low bits and
+// the shard number the top ones (at most 16 with 1<<16 shards).
+func tagOf(h uint64) uint32 { return uint32(h>>40&0xff) << 24 }
+
+func entry(tag uint32, slot int) uint32 { return tag | uint32(slot+1) }
+
+func entryTag(e uint32) uint32 { return e &^ (1<<24 - 1) }
+
+func entrySlot(e uint32) int { return int(e&(1<<24-1)) - 1 }
 
 // keyWords returns the first 16 bytes of key, zero-padded, as two words.
 func keyWords(key string) (uint64, uint64) {
@@ -86,7 +99,7 @@ func newShardData(slots, words int, strings bool) *shardData {
 	}
 	stride := rowStride(words)
 	d := &shardData{
-		idx:    make([]uint64, n),
+		idx:    make([]uint32, n),
 		mask:   uint64(n - 1),
 		meta:   make([]slotMeta, slots),
 		words:  make([]uint32, slots*stride),
@@ -166,12 +179,12 @@ func (d *shardData) findLocked(h uint64, key string) (slot, pos int) {
 	tag := tagOf(h)
 	p := h & d.mask
 	for range len(d.idx) {
-		e := atomic.LoadUint64(&d.idx[p])
+		e := atomic.LoadUint32(&d.idx[p])
 		if e == 0 {
 			return -1, int(p)
 		}
-		if uint32(e>>32) == tag {
-			s := int(uint32(e)) - 1
+		if entryTag(e) == tag {
+			s := entrySlot(e)
 			if d.meta[s].keyString() == key {
 				return s, int(p)
 			}
@@ -190,12 +203,12 @@ func (d *shardData) find(sh *shard, s1 uint64, h uint64, key string, q0, q1 uint
 	tag := tagOf(h)
 	p := h & d.mask
 	for range len(d.idx) {
-		e := atomic.LoadUint64(&d.idx[p])
+		e := atomic.LoadUint32(&d.idx[p])
 		if e == 0 {
 			return -1
 		}
-		if uint32(e>>32) == tag {
-			s := int(uint32(e)) - 1
+		if entryTag(e) == tag {
+			s := entrySlot(e)
 			if s >= len(d.meta) {
 				return torn
 			}
@@ -226,27 +239,27 @@ func (d *shardData) removeLocked(pos int) {
 	j := i
 	for {
 		j = (j + 1) & d.mask
-		e := atomic.LoadUint64(&d.idx[j])
+		e := atomic.LoadUint32(&d.idx[j])
 		if e == 0 {
 			break
 		}
-		home := hashKey(d.meta[int(uint32(e))-1].keyString()) & d.mask
+		home := hashKey(d.meta[entrySlot(e)].keyString()) & d.mask
 		if (j-home)&d.mask >= (j-i)&d.mask {
-			atomic.StoreUint64(&d.idx[i], e)
+			atomic.StoreUint32(&d.idx[i], e)
 			i = j
 		}
 	}
-	atomic.StoreUint64(&d.idx[i], 0)
+	atomic.StoreUint32(&d.idx[i], 0)
 }
 
 // insertLocked adds an index entry for slot. Called inside a write
 // section; the index always has free entries (load <= 3/4).
 func (d *shardData) insertLocked(h uint64, slot int) {
 	p := h & d.mask
-	for atomic.LoadUint64(&d.idx[p]) != 0 {
+	for atomic.LoadUint32(&d.idx[p]) != 0 {
 		p = (p + 1) & d.mask
 	}
-	atomic.StoreUint64(&d.idx[p], uint64(tagOf(h))<<32|uint64(slot+1))
+	atomic.StoreUint32(&d.idx[p], entry(tagOf(h), slot))
 }
 
 // grownLocked returns a copy of d with room for slots rows.

@@ -247,7 +247,7 @@ func (m *Memory) newViewStore(s *schema) *viewStore {
 		capacity = m.opts.DefaultCapacity
 	}
 	vs := &viewStore{m: m, s: s, shards: make([]shard, m.shards), shift: m.shift, capacity: capacity}
-	limit := (capacity + m.shards - 1) / m.shards
+	limit := min((capacity+m.shards-1)/m.shards, maxShardSlots)
 	for i := range vs.shards {
 		sh := &vs.shards[i]
 		sh.limit = limit
@@ -583,10 +583,10 @@ func (vs *viewStore) readBatch(sel *Selection, keys []string, dst []float32, sta
 		seqs[i] = sh.seq.Load()
 		d := sh.data.Load()
 		ds[i] = d
-		e := atomic.LoadUint64(&d.idx[h&d.mask])
+		e := atomic.LoadUint32(&d.idx[h&d.mask])
 		slots[i] = -1
-		if e != 0 && uint32(e>>32) == tagOf(h) {
-			slots[i] = int32(uint32(e)) - 1
+		if e != 0 && entryTag(e) == tagOf(h) {
+			slots[i] = int32(entrySlot(e))
 		}
 	}
 	// Phase 2: touch each candidate's key and row lines.

@@ -80,7 +80,8 @@ type View struct {
 	// Capacity bounds the rows held; zero means Options.DefaultCapacity.
 	// Rows are spread over shards by key hash and each shard holds
 	// Capacity/Shards rows (rounded up), so eviction may begin slightly
-	// before Capacity rows when keys spread unevenly.
+	// before Capacity rows when keys spread unevenly. A shard holds at
+	// most 2^24-1 rows.
 	Capacity int
 	// NaN is the policy for NaN and infinite floats; zero rejects them.
 	NaN NaNPolicy
