@@ -15,6 +15,9 @@ var (
 	// ErrUnknownVariant reports a variant or arm name that the experiment,
 	// tracker or bandit does not have.
 	ErrUnknownVariant = errors.New("abtest: unknown variant")
+	// ErrStopped is returned by SetWeights when it would give traffic to a
+	// variant that Stop (or a Guardrail) stopped; call Resume first.
+	ErrStopped = errors.New("abtest: variant is stopped")
 	// ErrConfig reports any other invalid configuration value.
 	ErrConfig = errors.New("abtest: bad configuration")
 	// ErrInsufficientData is returned by statistical tests whose inputs are

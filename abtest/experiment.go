@@ -136,6 +136,7 @@ type expState struct {
 	covered  uint32   // units with coverage bucket < covered are enrolled
 	coverage float64
 	layer    *layerGate
+	stopped  []bool // set by Stop, cleared by Resume
 }
 
 type layerGate struct {
@@ -209,6 +210,7 @@ func NewExperiment(cfg Config) (*Experiment, error) {
 	e.variant = newPrefix(salt, sepVariant)
 	e.coverage = newPrefix(salt, sepCoverage)
 	e.state.Store(&expState{
+		stopped:  make([]bool, len(weights)),
 		weights:  weights,
 		bounds:   computeBounds(weights),
 		covered:  fractionToBuckets(coverage),
@@ -338,20 +340,31 @@ func (e *Experiment) toControl(a Assignment, r Reason) Assignment {
 func (e *Experiment) SetWeights(weights map[string]float64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.setWeightsLocked(weights, false)
+}
+
+func (e *Experiment) setWeightsLocked(weights map[string]float64, stop bool) error {
 	s := e.state.Load()
 	w := append([]float64(nil), s.weights...)
+	stopped := append([]bool(nil), s.stopped...)
 	for name, x := range weights {
 		i, ok := e.index[name]
 		if !ok {
 			return fmt.Errorf("%w: experiment %q has no variant %q, want one of %s", ErrUnknownVariant, e.name, name, quoteList(e.names))
 		}
+		if stopped[i] && x != 0 {
+			return fmt.Errorf("%w: experiment %q: variant %q was stopped; call Resume before giving it weight %v", ErrStopped, e.name, name, x)
+		}
 		w[i] = x
+		if stop {
+			stopped[i] = true
+		}
 	}
 	if err := checkWeights(e.name, e.names, w); err != nil {
 		return err
 	}
 	ns := *s
-	ns.weights, ns.bounds = w, computeBounds(w)
+	ns.weights, ns.bounds, ns.stopped = w, computeBounds(w), stopped
 	e.state.Store(&ns)
 	return nil
 }
@@ -370,10 +383,36 @@ func (e *Experiment) SetCoverage(coverage float64) error {
 	return nil
 }
 
-// Stop routes variant to 0%: its weight becomes 0 and its units fall to the
-// neighbouring ranges. Stopping the last variant with traffic is an error.
+// Stop routes variant to 0%: its weight becomes 0, its units fall to the
+// neighbouring ranges, and SetWeights refuses to give it traffic again
+// (ErrStopped) until Resume is called, so a ramp cannot silently undo a
+// guardrail's decision. Stopping the last variant with traffic is an error.
 func (e *Experiment) Stop(variant string) error {
-	return e.SetWeights(map[string]float64{variant: 0})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.setWeightsLocked(map[string]float64{variant: 0}, true)
+}
+
+// Resume lets SetWeights give a stopped variant traffic again. Its weight
+// stays 0 until then.
+func (e *Experiment) Resume(variant string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, ok := e.index[variant]
+	if !ok {
+		return fmt.Errorf("%w: experiment %q has no variant %q, want one of %s", ErrUnknownVariant, e.name, variant, quoteList(e.names))
+	}
+	ns := *e.state.Load()
+	ns.stopped = append([]bool(nil), ns.stopped...)
+	ns.stopped[i] = false
+	e.state.Store(&ns)
+	return nil
+}
+
+// Stopped reports whether variant has been stopped (and not resumed).
+func (e *Experiment) Stopped(variant string) bool {
+	i, ok := e.index[variant]
+	return ok && e.state.Load().stopped[i]
 }
 
 // joinLayer gates e by g, unless e already belongs to a layer.

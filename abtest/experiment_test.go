@@ -205,9 +205,27 @@ func TestStop(t *testing.T) {
 	require.NoError(t, e.Stop("canary"))
 	require.Empty(t, canarySet(t, e, 5000, "canary"))
 	require.Equal(t, []Variant{{"canary", 0}, {"control", 90}}, e.Weights())
-	err := e.Stop("control")
+	require.True(t, e.Stopped("canary"))
+	require.False(t, e.Stopped("control"))
+	require.False(t, e.Stopped("nope"))
+
+	// A ramp cannot give a stopped variant traffic until it is resumed.
+	err := e.SetWeights(map[string]float64{"canary": 20, "control": 80})
+	require.ErrorIs(t, err, ErrStopped)
+	require.Contains(t, err.Error(), "call Resume")
+	require.Equal(t, []Variant{{"canary", 0}, {"control", 90}}, e.Weights(), "state intact")
+	require.NoError(t, e.SetWeights(map[string]float64{"canary": 0, "control": 50}), "weight 0 stays allowed")
+	require.NoError(t, e.Resume("canary"))
+	require.False(t, e.Stopped("canary"))
+	require.NoError(t, e.SetWeights(map[string]float64{"canary": 20, "control": 80}))
+	require.NotEmpty(t, canarySet(t, e, 5000, "canary"))
+
+	require.NoError(t, e.Stop("canary"))
+	err = e.Stop("control")
 	require.ErrorIs(t, err, ErrWeights, "stopping the last variant with traffic")
+	require.False(t, e.Stopped("control"), "a failed Stop changes nothing")
 	require.ErrorIs(t, e.Stop("nope"), ErrUnknownVariant)
+	require.ErrorIs(t, e.Resume("nope"), ErrUnknownVariant)
 }
 
 func TestOverridesAndTargeting(t *testing.T) {
@@ -304,7 +322,7 @@ func TestConcurrentAssignAndRamp(t *testing.T) {
 }
 
 func TestErrorsAreDistinct(t *testing.T) {
-	all := []error{ErrEmptyUnit, ErrWeights, ErrDuplicateVariant, ErrUnknownVariant, ErrConfig, ErrInsufficientData, ErrReward, ErrSnapshot, ErrClosed}
+	all := []error{ErrEmptyUnit, ErrStopped, ErrWeights, ErrDuplicateVariant, ErrUnknownVariant, ErrConfig, ErrInsufficientData, ErrReward, ErrSnapshot, ErrClosed}
 	for i, a := range all {
 		for j, b := range all {
 			require.Equal(t, i == j, errors.Is(a, b))

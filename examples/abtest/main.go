@@ -135,6 +135,9 @@ func canary(name string, errRate, convRate float64, seed uint64) error {
 				fmt.Println("        guardrail:", d)
 			}
 			fmt.Println("        weights now:", exp.Weights())
+			// The ramp schedule cannot undo the decision by accident.
+			err := exp.SetWeights(map[string]float64{name: 20, "v1": 80})
+			fmt.Println("        next ramp step refused:", errors.Is(err, abtest.ErrStopped))
 			return nil
 		}
 	}
