@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -25,13 +27,34 @@ func BenchmarkScan(b *testing.B) {
 			if err := s.SetAlias(ctx, "m", "production", int64(n)); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				snap, err := s.Scan(ctx, "m")
-				if err != nil || len(snap.Versions) != n {
-					b.Fatal(err, len(snap.Versions))
+			b.Run("cached", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					snap, err := s.Scan(ctx, "m")
+					if err != nil || len(snap.Versions) != n {
+						b.Fatal(err, len(snap.Versions))
+					}
 				}
-			}
+			})
+			// What Scan would cost decoding every manifest on every poll.
+			b.Run("uncached", func(b *testing.B) {
+				b.ReportAllocs()
+				modelDir := filepath.Join(s.Root(), "m")
+				for b.Loop() {
+					nums, err := versionNumbers(modelDir)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, k := range nums {
+						if _, err := readManifest(filepath.Join(modelDir, strconv.FormatInt(k, 10)), "m", k); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := readAliases(modelDir, "m"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }
