@@ -4,6 +4,7 @@
 //
 //	go run ./examples/quantize -in quant/testdata/classifier.onnx
 //	go run ./examples/quantize -in model.onnx -out model.int8.onnx -conv -samples 1000
+//	go run ./examples/quantize -in model.onnx -int4 -int4-block 32
 //
 // Float32 inputs are filled with standard normal values (fixed seed) and
 // int64 inputs with zeros; a dynamic first dimension becomes -samples,
@@ -46,6 +47,8 @@ func run(args []string, w io.Writer) error {
 	conv := flag.Bool("conv", false, "also quantize Conv weights")
 	perTensor := flag.Bool("per-tensor", false, "one scale per weight instead of per output channel")
 	minElems := flag.Int("min-elements", 0, "leave weights with fewer values in float32")
+	int4 := flag.Bool("int4", false, "store MatMul weights as 4-bit blocks behind com.microsoft MatMulNBits (ONNX Runtime only)")
+	int4Block := flag.Int("int4-block", 0, "weights per int4 scale (power of two >= 16; default 32)")
 	bump := flag.Bool("allow-opset-bump", false, "raise a default-domain opset below 13 to 13 for per-channel scales")
 	samples := flag.Int("samples", 256, "random input rows for the error report (0 skips it)")
 	seed := flag.Uint64("seed", 1, "seed of the random inputs")
@@ -59,6 +62,7 @@ func run(args []string, w io.Writer) error {
 	}
 	rep, err := quant.QuantizeModelFile(context.Background(), *in, dst, quant.ModelOptions{
 		IncludeConv: *conv, PerTensor: *perTensor, MinElements: *minElems, AllowOpsetBump: *bump,
+		Int4MatMul: *int4, Int4BlockSize: *int4Block,
 	})
 	if err != nil {
 		return err
@@ -85,7 +89,7 @@ func printReport(w io.Writer, src, dst string, rep *quant.ModelReport) {
 		fmt.Fprintf(w, "note:    opset %d has no per-axis DequantizeLinear; used one scale per weight\n", rep.OpsetBefore)
 	}
 	for _, wr := range rep.Weights {
-		fmt.Fprintf(w, "  %-24s %-8s %-14s axis %2d  %v\n", wr.Name, strings.Join(wr.Ops, ","), fmt.Sprint(wr.Shape), wr.Axis, wr.Error)
+		fmt.Fprintf(w, "  %-24s %-8s %-14s int%d axis %2d  %v\n", wr.Name, strings.Join(wr.Ops, ","), fmt.Sprint(wr.Shape), wr.Bits, wr.Axis, wr.Error)
 	}
 	for _, s := range rep.Skipped {
 		fmt.Fprintf(w, "  skipped %-16s %s\n", s.Name, s.Reason)

@@ -22,6 +22,11 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run([]string{"-in", "../../quant/testdata/classifier_opset11.onnx", "-out", out, "-samples", "0"}, &buf))
 	require.Contains(t, buf.String(), "used one scale per weight")
 
+	buf.Reset()
+	require.NoError(t, run([]string{"-in", "../../quant/testdata/conv.onnx", "-out", out, "-int4", "-conv", "-samples", "8"}, &buf))
+	require.Contains(t, buf.String(), "int4 axis -1")
+	require.Contains(t, buf.String(), "top-1 agreement")
+
 	require.Error(t, run([]string{"-in", "main.go", "-out", out}, &buf), "not an ONNX model")
 	require.Error(t, run([]string{"-bogus"}, &buf))
 }
