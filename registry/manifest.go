@@ -318,7 +318,7 @@ func verifyDir(dir string, v Version) error {
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if e.Name() == ManifestFile {
+		if e.Name() == ManifestFile || isManifestTemp(e.Name()) {
 			continue
 		}
 		if _, ok := v.File(e.Name()); !ok {
@@ -335,6 +335,14 @@ func verifyDir(dir string, v Version) error {
 		}
 	}
 	return nil
+}
+
+// manifestTempPrefix starts the temp file of a manifest rewrite; one left
+// by a crash is not an artifact (and is removed by the next rewrite).
+const manifestTempPrefix = "." + ManifestFile + ".tmp-"
+
+func isManifestTemp(name string) bool {
+	return len(name) == len(manifestTempPrefix)+16 && name[:len(manifestTempPrefix)] == manifestTempPrefix
 }
 
 func verifyFile(path string, want FileSum) error {

@@ -36,6 +36,13 @@ func (s *Store) updateManifest(ctx context.Context, model string, number int64, 
 	if err != nil {
 		return Version{}, err
 	}
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if isManifestTemp(e.Name()) {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	return v, writeFileAtomic(dir, ManifestFile, data)
 }
 

@@ -506,3 +506,20 @@ func TestConcurrentWritersShareOneRoot(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, evs, 2*each)
 }
+
+func TestLeftoverManifestRewriteIsNotAnArtifact(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	publishN(t, s, "m", 1)
+	dir, _ := s.Dir("m", 1)
+	// A crash during a tag left the temp file of the manifest rewrite.
+	leftover := filepath.Join(dir, ".manifest.json.tmp-0123456789abcdef")
+	require.NoError(t, os.WriteFile(leftover, []byte("{"), 0o644))
+	require.NoError(t, s.Verify(ctx, "m", 1))
+	require.NoError(t, s.Tag(ctx, "m", 1, "k", "v"))
+	_, err := os.Stat(leftover)
+	require.True(t, os.IsNotExist(err), "the next rewrite removes it")
+	// Other hidden files are not excused.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".evil"), []byte("x"), 0o644))
+	require.ErrorIs(t, s.Verify(ctx, "m", 1), ErrChecksum)
+}
