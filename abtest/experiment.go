@@ -49,23 +49,24 @@ type Reason uint8
 
 // Reasons for an assignment.
 const (
-	// ReasonHash: the unit is enrolled and its bucket fell in the variant's range.
+	// ReasonHash means the unit is enrolled and its bucket fell in the variant's range.
 	ReasonHash Reason = iota
-	// ReasonOverride: the unit id is listed in Config.Overrides.
+	// ReasonOverride means the unit id is listed in Config.Overrides.
 	ReasonOverride
-	// ReasonNotTargeted: the Target predicate rejected the unit's attributes.
+	// ReasonNotTargeted means the Target predicate rejected the unit's attributes.
 	ReasonNotTargeted
-	// ReasonNotCovered: the unit fell outside Config.Coverage.
+	// ReasonNotCovered means the unit fell outside Config.Coverage.
 	ReasonNotCovered
-	// ReasonOutsideLayer: the unit belongs to another slice of the
+	// ReasonOutsideLayer means the unit belongs to another slice of the
 	// experiment's layer.
 	ReasonOutsideLayer
-	// ReasonBandit: a bandit picked the variant (see BanditAssigner).
+	// ReasonBandit means a bandit picked the variant (see BanditAssigner).
 	ReasonBandit
 )
 
 var reasonNames = [...]string{"hash", "override", "not_targeted", "not_covered", "outside_layer", "bandit"}
 
+// String returns the reason's name as used in logs and metrics.
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
 		return reasonNames[r]

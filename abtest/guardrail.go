@@ -59,6 +59,7 @@ type Decision struct {
 	Weight float64
 }
 
+// String summarises the decision and its numbers on one line.
 func (d Decision) String() string {
 	switch d.Reason {
 	case "error_rate":
@@ -73,7 +74,8 @@ func (d Decision) String() string {
 }
 
 // Guardrail stops (routes to 0%) a variant whose error rate or p99 latency is
-// worse than control's by more than a configured margin, and records why.
+// worse than control's by more than a configured margin, and records why. It
+// uses Experiment.Stop, so the variant stays stopped until Resume.
 // Check evaluates once; Run evaluates periodically. Safe for concurrent use.
 type Guardrail struct {
 	exp     *Experiment
