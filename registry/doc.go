@@ -33,5 +33,6 @@
 //	out, served, err := prod.PredictVersion(ctx, inputs)
 //	// served.Version says which version answered.
 //
-//	_, err = store.Rollback(ctx, "ranker", "production") // instant while the old version is loaded
+//	_, err = store.Rollback(ctx, "ranker", "production") // no load while the old version is loaded
+//	srv.Poke()                                           // apply now, not at the next poll
 package registry
