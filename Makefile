@@ -1,12 +1,12 @@
-# ONNX Runtime: ONNXRUNTIME_LIB overrides the library that `make ort` installs.
-ORT_LIB := $(or $(ONNXRUNTIME_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
-export ONNXRUNTIME_LIB := $(ORT_LIB)
+# ONNX Runtime: a user's ONNXRUNTIME_LIB overrides the library that `make ort` installs.
+USER_ORT_LIB := $(ONNXRUNTIME_LIB)
+export ONNXRUNTIME_LIB := $(or $(USER_ORT_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
 export CGO_ENABLED := 1
 
 .PHONY: ort test demo bench vet fmt models
 
 ort:
-	@bash scripts/install-ort.sh
+	@ONNXRUNTIME_LIB="$(USER_ORT_LIB)" bash scripts/install-ort.sh
 
 vet:
 	go vet ./...
