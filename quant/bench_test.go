@@ -24,9 +24,11 @@ func BenchmarkQuantizeInt8(b *testing.B) {
 	q := make([]int8, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = Quantize(q, x, 0.03, 0)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkQuantizeUint8(b *testing.B) {
@@ -34,9 +36,11 @@ func BenchmarkQuantizeUint8(b *testing.B) {
 	q := make([]uint8, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = Quantize(q, x, 0.03, 128)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkQuantizeAxisInt8(b *testing.B) {
@@ -53,9 +57,11 @@ func BenchmarkQuantizeAxisInt8(b *testing.B) {
 		b.Run([]string{"rows", "columns"}[axis], func(b *testing.B) {
 			b.SetBytes(4 * benchN)
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
 				_ = QuantizeAxis(q, x, shape, axis, scales, zps)
 			}
+			cpu.report(b, 4*benchN)
 		})
 	}
 }
@@ -91,11 +97,13 @@ func BenchmarkQuantizeORT(b *testing.B) {
 	defer sess.Destroy()
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if err := sess.Run(); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkDequantizeInt8(b *testing.B) {
@@ -105,9 +113,11 @@ func BenchmarkDequantizeInt8(b *testing.B) {
 	out := make([]float32, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = Dequantize(out, q, 0.03, 0)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkDequantizeAxisUint8(b *testing.B) {
@@ -124,9 +134,11 @@ func BenchmarkDequantizeAxisUint8(b *testing.B) {
 		b.Run([]string{"rows", "columns"}[axis], func(b *testing.B) {
 			b.SetBytes(4 * benchN)
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
 				_ = DequantizeAxis(out, q, shape, axis, scales, zps)
 			}
+			cpu.report(b, 4*benchN)
 		})
 	}
 }
@@ -135,9 +147,11 @@ func BenchmarkQuantizeInt4(b *testing.B) {
 	x := benchData()
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_, _ = QuantizeInt4(x, 32)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkDequantizeInt4(b *testing.B) {
@@ -146,9 +160,11 @@ func BenchmarkDequantizeInt4(b *testing.B) {
 	out := make([]float32, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = blocks.Dequantize(out)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkQuantizeFloat16(b *testing.B) {
@@ -156,9 +172,11 @@ func BenchmarkQuantizeFloat16(b *testing.B) {
 	h := make([]Float16, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = ToFloat16Slice(h, x)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 func BenchmarkQuantizeBFloat16(b *testing.B) {
@@ -166,9 +184,11 @@ func BenchmarkQuantizeBFloat16(b *testing.B) {
 	h := make([]BFloat16, len(x))
 	b.SetBytes(4 * benchN)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = ToBFloat16Slice(h, x)
 	}
+	cpu.report(b, 4*benchN)
 }
 
 var (
@@ -209,33 +229,43 @@ func BenchmarkDot384(b *testing.B) {
 	ca, cb := BinaryCodes(fa), BinaryCodes(fb)
 	b.Run("int8", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			sinkI += DotInt8(qa, qb)
 		}
+		cpu.report(b, 0)
 	})
 	b.Run("int8-L2", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			sinkI += L2SqInt8(qa, qb)
 		}
+		cpu.report(b, 0)
 	})
 	b.Run("float32", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			sinkF += dotFloat32(fa, fb)
 		}
+		cpu.report(b, 0)
 	})
 	b.Run("float32-vek-simd", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			sinkF += vek32.Dot(fa, fb)
 		}
+		cpu.report(b, 0)
 	})
 	b.Run("binary-hamming", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			sinkN += Hamming(ca, cb)
 		}
+		cpu.report(b, 0)
 	})
 }
 
@@ -249,27 +279,33 @@ func BenchmarkScalarQuantizerEncode384(b *testing.B) {
 	code := make([]int8, 384)
 	b.SetBytes(4 * 384)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_ = sq.Encode(code, v)
 	}
+	cpu.report(b, 4*384)
 }
 
 func BenchmarkEntropyCalibratorRange(b *testing.B) {
 	c, _ := NewEntropyCalibrator(HistogramOptions{})
 	_ = c.Observe(heavyTailed(1, 100000))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		_, _, _ = c.Range()
 	}
+	cpu.report(b, 0)
 }
 
 func BenchmarkQuantizeModel(b *testing.B) {
 	model := readModel(b, "classifier.onnx")
 	b.SetBytes(int64(len(model)))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if _, _, err := QuantizeModel(context.Background(), model, ModelOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, int64(len(model)))
 }
