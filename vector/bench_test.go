@@ -58,7 +58,7 @@ func getBenchSet() *benchSet {
 		bench.truth = groundTruth(bench.data, bench.queries, 10, L2)
 		// QUIVER_BENCH_FVECS names a folder to receive the set as
 		// base.fvecs, query.fvecs and truth.ivecs, for comparisons with
-		// other libraries (benchmarks/vector/hnswlib.py).
+		// other libraries (benchmarks/vector/hnswlib_bench.py).
 		if dir := os.Getenv("QUIVER_BENCH_FVECS"); dir != "" {
 			if err := writeFvecs(dir, &bench); err != nil {
 				panic(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -41,6 +42,13 @@ func keyTypeOf[K Key]() uint8 {
 	}
 	return keyUint64
 }
+
+// littleEndian is true on the machines where float32 slices can be copied
+// to and from the file's little-endian bytes as they are.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // writeAtomic writes through fn into a temporary file next to path, fsyncs
 // it, renames it over path and fsyncs the directory. The checksum of all
@@ -132,6 +140,10 @@ func (e *encoder) u64(v uint64) {
 	e.write(e.buf[:8])
 }
 func (e *encoder) f32s(v []float32) {
+	if littleEndian && len(v) > 0 {
+		e.write(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+		return
+	}
 	var b [512]byte
 	for len(v) > 0 {
 		n := min(len(v), len(b)/4)
@@ -227,6 +239,10 @@ func (d *decoder) u64() uint64 {
 func (d *decoder) f32s(dst []float32) {
 	p := d.take(4 * len(dst))
 	if p == nil {
+		return
+	}
+	if littleEndian && len(dst) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), p)
 		return
 	}
 	for i := range dst {
@@ -458,6 +474,7 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	h.ids = make(map[K]uint32, used)
 	for s := 0; s < n; s++ {
 		f, lv := fl[2*s], fl[2*s+1]
 		if f&^(flagUsed|flagDeleted) != 0 || f == flagDeleted || lv > maxLevel || (f == 0 && lv != 0) {
@@ -487,8 +504,12 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 				return nil, fmt.Errorf("%w: slot %d level %d has %d links, max %d", ErrCorrupt, s, l, cnt, len(list)-1)
 			}
 			list[0] = cnt
+			p := d.take(4 * int(cnt))
+			if d.err != nil {
+				return nil, d.err
+			}
 			for i := 1; i <= int(cnt); i++ {
-				id := d.u32()
+				id := binary.LittleEndian.Uint32(p[4*(i-1):])
 				if int(id) >= n || id == uint32(s) {
 					return nil, fmt.Errorf("%w: slot %d links to %d (slots: %d)", ErrCorrupt, s, id, n)
 				}
@@ -501,7 +522,7 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 			return nil, d.err
 		}
 		for _, x := range v {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			if x-x != 0 { // NaN or ±Inf
 				return nil, fmt.Errorf("%w: slot %d vector holds %v", ErrCorrupt, s, x)
 			}
 		}

@@ -8,4 +8,4 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 QUIVER_BENCH_FVECS="$dir" go test -run '^$' -bench 'BenchmarkSearch' -benchtime 2000x -timeout 60m ./vector/
 go test -run '^$' -bench 'BenchmarkLoad' -benchtime 3x ./vector/
-/usr/bin/python3 benchmarks/vector/hnswlib.py "$dir"
+/usr/bin/python3 benchmarks/vector/hnswlib_bench.py "$dir"

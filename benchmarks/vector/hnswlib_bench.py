@@ -9,7 +9,7 @@ does (it includes CPython's per-call overhead, a few microseconds), "batch"
 passes all queries in one call on one thread (no per-call overhead).
 cpu_qps divides by this thread's CPU time, like the Go benchmark's cpu_qps.
 
-Usage: benchmarks/vector/hnswlib.py <dir>   (see run.sh)
+Usage: benchmarks/vector/hnswlib_bench.py <dir>   (see run.sh)
 """
 import sys
 import time
