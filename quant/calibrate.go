@@ -72,7 +72,8 @@ func (c *MinMaxCalibrator) Range() (min, max float32, err error) {
 // gives the defaults.
 type HistogramOptions struct {
 	// Bins is the number of histogram bins over [0, max|x|]; default 2048
-	// (as in TensorRT). Values below 2·QuantizedBins are raised to it.
+	// (as in TensorRT), at most 65536 (EntropyCalibrator.Range costs
+	// O(Bins²)). Values below 2·QuantizedBins are raised to it.
 	Bins int
 	// Percentile, for NewPercentileCalibrator, is the share of |x| (in
 	// percent, (0, 100]) that the range must cover; default 99.999 (as in
@@ -80,9 +81,12 @@ type HistogramOptions struct {
 	Percentile float64
 	// QuantizedBins, for NewEntropyCalibrator, is the number of levels the
 	// clipped distribution is quantized to when measuring KL divergence;
-	// default 128 (the positive half of int8, as in TensorRT).
+	// default 128 (the positive half of int8, as in TensorRT), at most 32768.
 	QuantizedBins int
 }
+
+// maxBins bounds HistogramOptions.Bins.
+const maxBins = 1 << 16
 
 // histogram holds counts of |x| in bins of equal width. When a batch
 // exceeds the covered range the width doubles, merging neighbouring bins,
@@ -184,14 +188,14 @@ func (o HistogramOptions) withDefaults() (HistogramOptions, error) {
 	if o.QuantizedBins == 0 {
 		o.QuantizedBins = 128
 	}
-	if o.QuantizedBins < 2 || o.QuantizedBins > 1<<16 {
-		return o, fmt.Errorf("%w: %d quantized bins, want in [2, 65536]", ErrRange, o.QuantizedBins)
+	if o.QuantizedBins < 2 || o.QuantizedBins > maxBins/2 {
+		return o, fmt.Errorf("%w: %d quantized bins, want in [2, %d]", ErrRange, o.QuantizedBins, maxBins/2)
 	}
 	if o.Bins == 0 {
 		o.Bins = 2048
 	}
-	if o.Bins > 1<<20 {
-		return o, fmt.Errorf("%w: %d bins, want at most %d", ErrRange, o.Bins, 1<<20)
+	if o.Bins > maxBins {
+		return o, fmt.Errorf("%w: %d bins, want at most %d", ErrRange, o.Bins, maxBins)
 	}
 	o.Bins = max(o.Bins, 2*o.QuantizedBins)
 	o.Bins += o.Bins & 1 // merging pairs needs an even count

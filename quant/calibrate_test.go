@@ -136,7 +136,7 @@ func TestHistogramCalibratorEdgeCases(t *testing.T) {
 		require.Equal(t, float32(0), lo)
 		require.InDelta(t, 3, hi, 0.01)
 	}
-	for _, o := range []HistogramOptions{{Percentile: -1}, {Percentile: 101}, {QuantizedBins: 1}, {Bins: 1 << 21}} {
+	for _, o := range []HistogramOptions{{Percentile: -1}, {Percentile: 101}, {QuantizedBins: 1}, {QuantizedBins: 1<<15 + 1}, {Bins: 1<<16 + 1}} {
 		_, err := NewPercentileCalibrator(o)
 		require.ErrorIs(t, err, ErrRange, "%+v", o)
 		_, err = NewEntropyCalibrator(o)
