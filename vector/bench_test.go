@@ -170,7 +170,7 @@ func getCoder(b *testing.B) *hnsw.Graph[uint64] {
 	return coderIdx
 }
 
-var efs = []int{16, 24, 32, 48, 64, 128, 256}
+var efs = []int{16, 24, 32, 40, 48, 64, 128, 256}
 
 // BenchmarkSearch measures one-goroutine k=10 search on the clustered set
 // for Quiver's HNSW and coder/hnsw v0.6.1 (same data, M=16,

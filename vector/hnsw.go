@@ -381,6 +381,9 @@ func (h *HNSW[K]) searchLayerQ(sc *searcher, q []float32, qq *qquery, ep uint32,
 			}
 		}
 		sc.nbs = nbs
+		if l == 0 && len(sc.cand) > 0 { // the likely next expansion's links
+			prefetchLinks(h.links0[int(sc.cand[0].id)*(h.m0+1):])
+		}
 		visits += len(nbs)
 		for _, nb := range nbs {
 			var d float32

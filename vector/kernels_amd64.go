@@ -68,3 +68,10 @@ func prefetchCode(c []int8) {
 		prefetchLines((*float32)(unsafe.Pointer(&c[0])), (len(c)+63)/64)
 	}
 }
+
+// prefetchLinks asks for the first cache lines of a link list.
+func prefetchLinks(l []uint32) {
+	if hasAsm && len(l) > 0 {
+		prefetchLines((*float32)(unsafe.Pointer(&l[0])), 2)
+	}
+}

@@ -13,3 +13,5 @@ func prefetch([]float32) {}
 func dotInt8(a, b []int8) int32 { return dotInt8Go(a, b) }
 
 func prefetchCode([]int8) {}
+
+func prefetchLinks([]uint32) {}
