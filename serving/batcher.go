@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,16 +53,15 @@ type Batcher struct {
 	opts    BatcherOptions
 	allowed []int
 	stats   *recorder
-	slots   chan struct{}
-	notify  chan struct{}
-	done    chan struct{} // closed when the dispatcher has drained everything
+	notify  chan struct{} // wakes the worker that is forming a batch
+	workers sync.WaitGroup
+	formMu  sync.Mutex // held by the one worker forming the next batch
 
 	mu       sync.Mutex
 	queue    reqHeap
-	keyRows  map[string]int
+	keyRows  map[uint64]int // queued rows per batch key
 	seq      uint64
 	closing  bool
-	running  sync.WaitGroup
 	closeErr error
 	once     sync.Once
 	inFlight atomic.Int32
@@ -80,13 +78,17 @@ type request struct {
 	ctx    context.Context
 	inputs map[string]Tensor
 	rows   int
-	key    string
+	key    uint64 // hash of the non-batch dimensions; equal keys are checked exactly
 	prio   int
 	seq    uint64
 	enq    time.Time
 	done   chan result
 	index  int // position in the heap; -1 once taken
 }
+
+// requests are recycled once their caller has received the result; a
+// request abandoned by its caller after being taken into a batch is not.
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan result, 1)} }}
 
 type priorityKey struct{}
 
@@ -148,12 +150,13 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 		opts:    opts,
 		allowed: allowed,
 		stats:   newRecorder(),
-		slots:   make(chan struct{}, opts.MaxInFlight),
 		notify:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		keyRows: map[string]int{},
+		keyRows: map[uint64]int{},
 	}
-	go b.dispatch()
+	b.workers.Add(opts.MaxInFlight)
+	for i := 0; i < opts.MaxInFlight; i++ {
+		go b.worker()
+	}
 	return b, nil
 }
 
@@ -184,50 +187,73 @@ func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[st
 		b.stats.fail(ErrKindInput)
 		return nil, err
 	}
-	r := &request{ctx: ctx, inputs: inputs, prio: priorityOf(ctx), done: make(chan result, 1), enq: start}
+	var rows int
+	var key uint64
 	if b.info.Batchable {
-		rows, key, err := batchKey(b.info, inputs)
-		if err != nil {
+		var err error
+		if rows, key, err = batchKey(b.info, inputs); err != nil {
 			b.stats.fail(ErrKindInput)
 			return nil, err
 		}
-		r.rows, r.key = rows, key
 	}
+	r := requestPool.Get().(*request)
+	r.ctx, r.inputs, r.rows, r.key, r.prio, r.enq = ctx, inputs, rows, key, priorityOf(ctx), start
 
 	b.mu.Lock()
 	if b.closing {
 		b.mu.Unlock()
+		b.recycle(r)
 		b.stats.fail(ErrKindClosed)
 		return nil, ErrClosed
 	}
 	if len(b.queue) >= b.opts.MaxQueueLength {
 		b.mu.Unlock()
+		b.recycle(r)
 		b.stats.fail(ErrKindOverloaded)
 		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.info.Name)
 	}
 	b.seq++
 	r.seq = b.seq
 	heap.Push(&b.queue, r)
-	b.keyRows[r.key] += r.rows
+	before := b.keyRows[r.key]
+	b.keyRows[r.key] = before + r.rows
+	// Wake the worker forming a batch only when its decision may change: the
+	// queue was empty, the request became the head, or the head's batch just
+	// filled up. Waking it on every request would cost a context switch each.
+	head := b.queue[0]
+	wake := len(b.queue) == 1 || head == r ||
+		(r.key == head.key && before < b.opts.MaxBatchSize && before+r.rows >= b.opts.MaxBatchSize)
 	b.mu.Unlock()
 	b.stats.requests.Add(1)
-	b.wake()
+	if wake {
+		b.wake()
+	}
 
 	select {
 	case res := <-r.done:
+		b.recycle(r)
 		if res.err == nil {
 			b.stats.latency.observe(time.Since(start))
 		}
 		return res.out, res.err
 	case <-ctx.Done():
 		b.mu.Lock()
-		if r.index >= 0 {
+		queued := r.index >= 0
+		if queued {
 			b.remove(r)
 		}
 		b.mu.Unlock()
+		if queued {
+			b.recycle(r) // no batch holds it
+		}
 		b.stats.fail(ctxKind(ctx.Err()))
 		return nil, fmt.Errorf("serving: %s: %w", b.info.Name, ctx.Err())
 	}
+}
+
+func (b *Batcher) recycle(r *request) {
+	r.ctx, r.inputs = nil, nil
+	requestPool.Put(r)
 }
 
 func ctxKind(err error) string {
@@ -237,29 +263,40 @@ func ctxKind(err error) string {
 	return ErrKindCanceled
 }
 
-// batchKey returns the request's row count and a key equal for requests
-// whose non-batch dimensions match.
-func batchKey(info Info, inputs map[string]Tensor) (int, string, error) {
+// batchKey returns the request's row count and a hash of its non-batch
+// dimensions. Requests with equal keys are compared exactly (sameDims)
+// before they are merged, so a hash collision can never merge mismatched shapes.
+func batchKey(info Info, inputs map[string]Tensor) (int, uint64, error) {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
 	rows := -1
-	buf := make([]byte, 0, 64)
 	for _, in := range info.Inputs {
 		s := inputs[in.Name].Shape
 		if rows == -1 {
 			rows = int(s[0])
 		} else if int(s[0]) != rows {
-			return 0, "", &InputError{Input: in.Name, Kind: ErrShape,
+			return 0, 0, &InputError{Input: in.Name, Kind: ErrShape,
 				Got: fmt.Sprintf("%d rows", s[0]), Want: fmt.Sprintf("%d rows like input %q", rows, info.Inputs[0].Name)}
 		}
 		for _, d := range s[1:] {
-			buf = strconv.AppendInt(buf, d, 10)
-			buf = append(buf, ',')
+			h = (h ^ uint64(d)) * prime
 		}
-		buf = append(buf, ';')
+		h = (h ^ 0xff) * prime
 	}
 	if rows < 1 {
-		return 0, "", &InputError{Input: info.Inputs[0].Name, Kind: ErrShape, Got: "0 rows", Want: "at least 1 row"}
+		return 0, 0, &InputError{Input: info.Inputs[0].Name, Kind: ErrShape, Got: "0 rows", Want: "at least 1 row"}
 	}
-	return rows, string(buf), nil
+	return rows, h, nil
+}
+
+// sameDims reports whether a and b have equal non-batch dimensions.
+func (b *Batcher) sameDims(x, y *request) bool {
+	for _, in := range b.info.Inputs {
+		if !slices.Equal(x.inputs[in.Name].Shape[1:], y.inputs[in.Name].Shape[1:]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *Batcher) wake() {
@@ -278,49 +315,57 @@ func (b *Batcher) remove(r *request) {
 	}
 }
 
-// dispatch forms batches: it takes a batch slot, waits until the oldest
-// request of the highest priority has enough company or has waited
-// MaxQueueDelay, then hands the batch to a goroutine.
-func (b *Batcher) dispatch() {
-	defer close(b.done)
+// worker runs batches until the batcher is closed and its queue drained.
+// Workers take turns forming the next batch (formMu), so exactly one waits
+// for the queue while the others run models.
+func (b *Batcher) worker() {
+	defer b.workers.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		b.slots <- struct{}{} // a batch slot, released when the batch is answered
-		var batch []*request
-		for batch == nil {
-			b.mu.Lock()
-			if len(b.queue) == 0 {
-				closing := b.closing
-				b.mu.Unlock()
-				if closing {
-					<-b.slots
-					b.running.Wait()
-					return
-				}
-				<-b.notify
-				continue
-			}
-			head := b.queue[0]
-			wait := time.Duration(0)
-			if b.info.Batchable && b.keyRows[head.key] < b.opts.MaxBatchSize && !b.closing {
-				wait = b.opts.MaxQueueDelay - time.Since(head.enq)
-			}
-			if wait <= 0 {
-				batch = b.take(head)
-				b.mu.Unlock()
-				break
-			}
-			b.mu.Unlock()
-			timer.Reset(wait)
-			select {
-			case <-b.notify:
-			case <-timer.C:
-			}
-			timer.Stop()
+		batch := b.next(timer)
+		if batch == nil {
+			return
 		}
-		b.running.Add(1)
-		go b.runBatch(batch)
+		b.runBatch(batch)
+	}
+}
+
+// next waits until the oldest request of the highest priority has enough
+// company or has waited MaxQueueDelay, and returns its batch; nil once the
+// batcher is closed and the queue is empty.
+func (b *Batcher) next(timer *time.Timer) []*request {
+	b.formMu.Lock()
+	defer b.formMu.Unlock()
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			closing := b.closing
+			b.mu.Unlock()
+			if closing {
+				b.wake() // let the next worker see it too
+				return nil
+			}
+			<-b.notify
+			continue
+		}
+		head := b.queue[0]
+		wait := time.Duration(0)
+		if b.info.Batchable && b.keyRows[head.key] < b.opts.MaxBatchSize && !b.closing {
+			wait = b.opts.MaxQueueDelay - time.Since(head.enq)
+		}
+		if wait <= 0 {
+			batch := b.take(head)
+			b.mu.Unlock()
+			return batch
+		}
+		b.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-b.notify:
+		case <-timer.C:
+		}
+		timer.Stop()
 	}
 }
 
@@ -336,7 +381,7 @@ func (b *Batcher) take(head *request) []*request {
 	rows := 0
 	for len(b.queue) > 0 && rows < b.opts.MaxBatchSize {
 		r := heap.Pop(&b.queue).(*request)
-		if r.key == head.key && rows+r.rows <= b.opts.MaxBatchSize {
+		if r.key == head.key && rows+r.rows <= b.opts.MaxBatchSize && (r == head || b.sameDims(head, r)) {
 			batch = append(batch, r)
 			rows += r.rows
 			b.keyRows[r.key] -= r.rows
@@ -355,8 +400,7 @@ func (b *Batcher) take(head *request) []*request {
 
 func (b *Batcher) runBatch(batch []*request) {
 	b.inFlight.Add(1)
-	defer b.running.Done()
-	defer func() { b.inFlight.Add(-1); <-b.slots; b.wake() }()
+	defer b.inFlight.Add(-1)
 	start := time.Now()
 	live := batch[:0]
 	for _, r := range batch {
@@ -460,7 +504,7 @@ func (b *Batcher) Close() error {
 		b.closing = true
 		b.mu.Unlock()
 		b.wake()
-		<-b.done
+		b.workers.Wait()
 		if !b.opts.KeepModelOpen {
 			b.closeErr = b.model.Close()
 		}
