@@ -241,12 +241,14 @@ var (
 		"Age (read time minus event time) of served rows, by view.", []string{"view"}, nil)
 )
 
+// Describe sends the descriptors of every metric the collector exports.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReads, descNulls, descWrites, descEvict, descRows, descCap, descAge} {
 		ch <- d
 	}
 }
 
+// Collect sends the current value of every metric, one series per view.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.m.Stats().Views {
 		v := s.View

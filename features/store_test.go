@@ -418,6 +418,11 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 				if err := m.Put(ctx, "v", Row{Entity: k, EventTime: clk.At(time.Duration(n)), Values: vals}); err != nil {
 					panic(err)
 				}
+				if w == 0 && n%10 == 0 {
+					if err := m.Delete(ctx, "v", "k"+strconv.Itoa(n%keys)); err != nil {
+						panic(err)
+					}
+				}
 			}
 		}()
 	}
