@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -131,7 +134,9 @@ func (m *Memory) WriteSnapshot(ctx context.Context, w io.Writer) error {
 	sw := &snapWriter{w: w, h: xxhash.New()}
 	sw.buf = append(sw.buf, snapshotMagic...)
 	sw.buf = binary.LittleEndian.AppendUint32(sw.buf, snapshotVersion)
-	views := m.viewMap()
+	views := slices.SortedFunc(maps.Values(m.viewMap()), func(a, b *viewStore) int {
+		return strings.Compare(a.s.view.Name, b.s.view.Name)
+	})
 	sw.uvarint(uint64(len(views)))
 	for _, vs := range views {
 		v := vs.s.view
