@@ -268,6 +268,8 @@ type searcher struct {
 	sel   []cand
 	tmp   []cand
 	nbs   []uint32
+	mrg   []cand
+	mrg2  []cand
 	qbuf  []float32
 	qq    qquery
 }
@@ -483,14 +485,7 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 			sc.tmp = sc.tmp[1:]
 		}
 		sc.sel = h.selectNeighbors(sc.tmp, h.m, sc.sel)
-		own := h.list(s, l)
-		mu := &h.stripes[s%nStripes]
-		mu.Lock()
-		for i, c := range sc.sel {
-			atomic.StoreUint32(&own[i+1], c.id)
-		}
-		atomic.StoreUint32(&own[0], uint32(len(sc.sel)))
-		mu.Unlock()
+		h.setOwnLinks(sc, s, l)
 		// sc.sel is reused by addLink; copy the ids first.
 		nbs := sc.tmp[:0]
 		nbs = append(nbs, sc.sel...)
@@ -508,6 +503,41 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 		}
 		h.epMu.Unlock()
 	}
+}
+
+// setOwnLinks writes sc.sel as the links of the node s being inserted on
+// layer l. A concurrent insert may already have linked itself into s's list
+// (after reaching s from a higher layer); those links are merged rather than
+// overwritten, so that node keeps its in-link, and the union is pruned with
+// the heuristic when it exceeds the list's capacity.
+func (h *HNSW[K]) setOwnLinks(sc *searcher, s uint32, l int) {
+	own := h.list(s, l)
+	mu := &h.stripes[s%nStripes]
+	mu.Lock()
+	defer mu.Unlock()
+	kept := sc.sel
+	if n := int(own[0]); n > 0 {
+		q := h.vec(s)
+		merged := append(sc.mrg[:0], sc.sel...)
+	next:
+		for i := 1; i <= n; i++ {
+			id := own[i]
+			for _, c := range merged {
+				if c.id == id {
+					continue next
+				}
+			}
+			merged = append(merged, cand{h.dist(q, h.vec(id)), id})
+		}
+		sortCands(merged)
+		sc.mrg = merged
+		kept = h.selectNeighbors(merged, h.maxLinks(l), sc.mrg2[:0])
+		sc.mrg2 = kept
+	}
+	for i, c := range kept {
+		atomic.StoreUint32(&own[i+1], c.id)
+	}
+	atomic.StoreUint32(&own[0], uint32(len(kept)))
 }
 
 // addLink adds s (at distance d) to the links of nb on layer l, pruning
