@@ -128,7 +128,9 @@ type Row struct {
 	// Entity is the entity key (for example a user id).
 	Entity string
 	// EventTime is when the values were observed. A row never replaces a
-	// stored row with a later EventTime.
+	// stored row with a later EventTime. Set it: the zero time is older
+	// than any other, so such a row never replaces a timed one and is
+	// outside any TTL at once.
 	EventTime time.Time
 	// Values maps feature names to values.
 	Values map[string]Value
