@@ -173,3 +173,20 @@ quiver_vector_items 1
 quiver_vector_tombstones 1
 `), "quiver_vector_items", "quiver_vector_tombstones"))
 }
+
+func TestFlatStats(t *testing.T) {
+	ctx := context.Background()
+	f := must(NewFlat[string](FlatOptions{Dim: 4}))
+	require.NoError(t, f.Add(ctx, Item[string]{ID: "a", Vector: []float32{1, 2, 3, 4}}, Item[string]{ID: "b", Vector: []float32{4, 3, 2, 1}}))
+	_, err := f.Delete(ctx, "a")
+	require.NoError(t, err)
+	_, err = f.Search(ctx, []float32{1, 1, 1, 1}, 1, SearchOptions{})
+	require.NoError(t, err)
+	st := f.Stats()
+	require.Equal(t, 1, st.Live)
+	require.Equal(t, int64(2), st.Inserts)
+	require.Equal(t, int64(1), st.Deletes)
+	require.Equal(t, int64(1), st.Searches)
+	require.GreaterOrEqual(t, st.BytesPerVector, 16.0)
+	require.Equal(t, 9, testutil.CollectAndCount(Collector("flat", f.Stats)))
+}

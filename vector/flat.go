@@ -30,6 +30,7 @@ type Flat[K Key] struct {
 	ids    map[K]int
 	closed bool
 	pool   sync.Pool
+	st     counters
 }
 
 var _ Index[uint64] = (*Flat[uint64])(nil)
@@ -75,6 +76,7 @@ func (f *Flat[K]) insert(ctx context.Context, items []Item[K], upsert bool) erro
 			}
 		}
 	}
+	f.st.inserts.Add(int64(len(ps)))
 	for _, p := range ps {
 		if i, ok := f.ids[p.id]; ok {
 			copy(f.vecs[i*f.dim:(i+1)*f.dim], p.vec)
@@ -117,7 +119,34 @@ func (f *Flat[K]) Delete(ctx context.Context, ids ...K) (int, error) {
 		f.keys[last], f.meta[last] = zero, nil
 		f.vecs, f.keys, f.meta = f.vecs[:last*f.dim], f.keys[:last], f.meta[:last]
 	}
+	f.st.deletes.Add(int64(n))
 	return n, nil
+}
+
+// Stats returns a snapshot of the index's counters. Slots is the vector
+// capacity; a Flat index has no tombstones.
+func (f *Flat[K]) Stats() Stats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := Stats{Live: len(f.keys), Slots: cap(f.keys)}
+	b := int64(cap(f.vecs))*4 + int64(cap(f.meta))*8 + int64(len(f.ids))*(24+8)*3/2
+	var zero K
+	if _, isStr := any(zero).(string); isStr {
+		b += int64(cap(f.keys)) * 16
+		for _, k := range f.keys {
+			b += int64(len(any(k).(string)))
+		}
+	} else {
+		b += int64(cap(f.keys)) * 8
+	}
+	st.Bytes = b
+	if st.Live > 0 {
+		st.BytesPerVector = float64(b) / float64(st.Live)
+	}
+	st.Searches = f.st.searches.Load()
+	st.Inserts = f.st.inserts.Load()
+	st.Deletes = f.st.deletes.Load()
+	return st
 }
 
 // Search scans every item and returns the k nearest, closest first.
@@ -142,6 +171,7 @@ func (f *Flat[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	if f.closed {
 		return nil, ErrClosed
 	}
+	f.st.searches.Add(1)
 	res := sc.res[:0]
 	for i := range f.keys {
 		if opts.Filter != nil && !opts.Filter.Match(f.meta[i]) {
