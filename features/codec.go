@@ -78,10 +78,12 @@ func (m *Memory) UnmarshalRow(view, entity string, data []byte) (Row, error) {
 			continue
 		}
 		v, _ := s.value(i, present, words, strs)
-		if f.Kind == KindFloat32 && badFloat(v.f) && s.view.NaN != NaNAllow {
-			return bad(fmt.Sprintf("feature %q holds %v", f.Name, v.f))
-		}
 		r.Values[f.Name] = v
+	}
+	// The decoded row must be one Put accepts (NaN policy included).
+	var e encoded
+	if err := s.encode(&r, &e); err != nil {
+		return Row{}, fmt.Errorf("%w: encoded row of view %q: %w", ErrSnapshot, view, err)
 	}
 	return r, nil
 }

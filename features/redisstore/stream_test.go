@@ -142,3 +142,20 @@ func TestParseMessage(t *testing.T) {
 	_, err := NewStreamSource(nil, StreamOptions{}).Run(context.Background(), nil, v)
 	require.ErrorIs(t, err, ErrMessage)
 }
+
+// FuzzParseMessage feeds arbitrary field values to the stream decoder: a
+// row or an error, never a panic.
+func FuzzParseMessage(f *testing.F) {
+	v := testView()
+	f.Add("a", "5", "1.5", "3", "de", "1,2")
+	f.Add("", "x", "NaN", "9999999999999999999999", "", ",,")
+	f.Fuzz(func(t *testing.T, ent, ts, age, clicks, country, emb string) {
+		r, err := ParseMessage(v, map[string]any{"entity": ent, "event_time": ts, "age": age, "clicks": clicks, "country": country, "emb": emb})
+		if err != nil {
+			require.True(t, errors.Is(err, ErrMessage) || errors.Is(err, features.ErrUnknownFeature), "%v", err)
+			return
+		}
+		require.Equal(t, ent, r.Entity)
+		require.Len(t, r.Values, 4)
+	})
+}
