@@ -140,7 +140,7 @@ func getInt8(b *testing.B) *HNSW[uint64] {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		g, err := LoadHNSW[uint64](path, Options{Quantization: QuantInt8})
+		g, err := LoadHNSW[uint64](context.Background(), path, Options{Quantization: QuantInt8})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -322,9 +322,10 @@ func BenchmarkLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(fi.Size())
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		g, err := LoadHNSW[uint64](path, Options{})
+		g, err := LoadHNSW[uint64](context.Background(), path, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

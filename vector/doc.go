@@ -21,7 +21,7 @@
 //		Filter: vector.And(vector.Eq("lang", "en"), vector.Range("year", 2022, math.Inf(1))),
 //	})
 //	err = idx.Save(ctx, "docs.qvix")
-//	idx2, err := vector.LoadHNSW[string]("docs.qvix", vector.Options{})
+//	idx2, err := vector.LoadHNSW[string](ctx, "docs.qvix", vector.Options{})
 //
 // Filtered searches walk the graph and skip non-matching items; when a
 // filter matches under Options.ExactFilterBelow of the items (estimated

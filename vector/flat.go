@@ -246,8 +246,12 @@ func (f *Flat[K]) Save(ctx context.Context, path string) error {
 	})
 }
 
-// LoadFlat reads an index written by Flat.Save.
-func LoadFlat[K Key](path string) (*Flat[K], error) {
+// LoadFlat reads an index written by Flat.Save. A truncated or damaged
+// file returns an error matching ErrCorrupt.
+func LoadFlat[K Key](ctx context.Context, path string) (*Flat[K], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("vector: load: %w", err)
+	}
 	b, err := readVerified(path)
 	if err != nil {
 		return nil, err

@@ -426,15 +426,24 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 // RescoreFactor, Logger) apply, so a saved index can be loaded with or
 // without int8 codes.
 // A truncated or damaged file returns an error matching ErrCorrupt.
-func LoadHNSW[K Key](path string, opts Options) (*HNSW[K], error) {
+//
+// A cancelled ctx stops the load between slots and returns ctx.Err() wrapped.
+func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("vector: load: %w", err)
+	}
 	b, err := readVerified(path)
 	if err != nil {
 		return nil, err
 	}
-	return decodeHNSW[K](b, opts)
+	return decodeHNSWCtx[K](ctx, b, opts)
 }
 
 func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
+	return decodeHNSWCtx[K](context.Background(), b, opts)
+}
+
+func decodeHNSWCtx[K Key](ctx context.Context, b []byte, opts Options) (*HNSW[K], error) {
 	d := &decoder{b: b}
 	hd, err := readHeader(d, kindHNSW, keyTypeOf[K]())
 	if err != nil {
@@ -484,6 +493,9 @@ func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
 	}
 	var live, dead int64
 	for s := 0; s < n; s++ {
+		if s&0xffff == 0xffff && ctx.Err() != nil {
+			return nil, fmt.Errorf("vector: load: %w", ctx.Err())
+		}
 		if h.flags[s] == 0 {
 			h.free = append(h.free, uint32(s))
 			continue

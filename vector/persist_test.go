@@ -25,7 +25,7 @@ func TestSaveLoadHNSW(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "idx.qvix")
 	require.NoError(t, h.Save(ctx, path))
 
-	g, err := LoadHNSW[string](path, Options{})
+	g, err := LoadHNSW[string](ctx, path, Options{})
 	require.NoError(t, err)
 	require.Equal(t, h.Len(), g.Len())
 	require.Equal(t, Cosine, g.Metric())
@@ -48,9 +48,9 @@ func TestSaveLoadHNSW(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "doc-3", res[0].ID)
 
-	_, err = LoadHNSW[uint64](path, Options{})
+	_, err = LoadHNSW[uint64](ctx, path, Options{})
 	require.ErrorIs(t, err, ErrKeyType)
-	_, err = LoadFlat[string](path)
+	_, err = LoadFlat[string](ctx, path)
 	require.ErrorIs(t, err, ErrCorrupt)
 }
 
@@ -61,7 +61,7 @@ func TestSaveLoadFlat(t *testing.T) {
 	require.NoError(t, f.Add(ctx, items(data)...))
 	path := filepath.Join(t.TempDir(), "flat.qvix")
 	require.NoError(t, f.Save(ctx, path))
-	g, err := LoadFlat[uint64](path)
+	g, err := LoadFlat[uint64](ctx, path)
 	require.NoError(t, err)
 	for _, q := range queries {
 		a, _ := f.Search(ctx, q, 5, SearchOptions{})
@@ -106,12 +106,18 @@ func TestLoadCorrupt(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.name)
 			require.NoError(t, os.WriteFile(p, c.b, 0o600))
-			_, err := LoadHNSW[uint64](p, Options{})
+			_, err := LoadHNSW[uint64](ctx, p, Options{})
 			require.ErrorIs(t, err, c.want)
 		})
 	}
-	_, err = LoadHNSW[uint64](filepath.Join(dir, "missing"), Options{})
+	_, err = LoadHNSW[uint64](ctx, filepath.Join(dir, "missing"), Options{})
 	require.ErrorIs(t, err, os.ErrNotExist)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = LoadHNSW[uint64](cctx, path, Options{})
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = LoadFlat[uint64](cctx, path)
+	require.ErrorIs(t, err, context.Canceled)
 }
 
 // resum applies edit to b and rewrites its checksum, so the parser (not the

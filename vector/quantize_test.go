@@ -62,10 +62,10 @@ func TestQuantizedRecall(t *testing.T) {
 			// Saved without codes, loaded with them (and the reverse).
 			path := filepath.Join(t.TempDir(), "q")
 			require.NoError(t, h.Save(ctx, path))
-			g, err := LoadHNSW[uint64](path, Options{Quantization: QuantInt8})
+			g, err := LoadHNSW[uint64](ctx, path, Options{Quantization: QuantInt8})
 			require.NoError(t, err)
 			require.Equal(t, got, searchAll(t, g, queries, 10, SearchOptions{Ef: 32}))
-			plain, err := LoadHNSW[uint64](path, Options{})
+			plain, err := LoadHNSW[uint64](ctx, path, Options{})
 			require.NoError(t, err)
 			require.GreaterOrEqual(t, recallAt(searchAll(t, plain, queries, 10, SearchOptions{Ef: 32}), truth), 0.95)
 		})
