@@ -194,7 +194,8 @@ func (f *Flat[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	return out, nil
 }
 
-// Get returns a copy of the item stored under id.
+// Get returns the item stored under id: a copy of its vector, and its
+// metadata shared with the index.
 func (f *Flat[K]) Get(id K) (Item[K], bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

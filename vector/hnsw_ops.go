@@ -248,7 +248,8 @@ func (h *HNSW[K]) Delete(ctx context.Context, ids ...K) (int, error) {
 	return n, nil
 }
 
-// Get returns a copy of the item stored under id.
+// Get returns the item stored under id: a copy of its vector, and its
+// metadata shared with the index.
 func (h *HNSW[K]) Get(id K) (Item[K], bool) {
 	if h.closed.Load() {
 		return Item[K]{}, false
@@ -323,6 +324,9 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 		return nil, ErrClosed
 	}
 	h.st.searches.Add(1)
+	if n := int(h.live.Load()); k > n { // no more results exist; also bounds k*RescoreFactor
+		k = max(n, 1)
+	}
 	ef := opts.Ef
 	if ef <= 0 {
 		ef = h.opts.EfSearch

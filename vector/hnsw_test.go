@@ -96,6 +96,9 @@ func TestHNSWResultsSortedAndExactForSmallSets(t *testing.T) {
 	res, err = h.Search(ctx, []float32{0.9, 0}, 10, SearchOptions{})
 	require.NoError(t, err)
 	require.Len(t, res, 3, "k above Len returns every item")
+	res, err = h.Search(ctx, []float32{0.9, 0}, math.MaxInt, SearchOptions{})
+	require.NoError(t, err)
+	require.Len(t, res, 3, "a huge k neither overflows nor allocates for k")
 }
 
 func TestBadInput(t *testing.T) {

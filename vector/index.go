@@ -80,7 +80,8 @@ type Index[K Key] interface {
 	Delete(ctx context.Context, ids ...K) (int, error)
 	// Search returns up to k items nearest to query, closest first.
 	Search(ctx context.Context, query []float32, k int, opts SearchOptions) ([]Result[K], error)
-	// Get returns a copy of the stored item (the normalised vector under Cosine).
+	// Get returns the stored item: a copy of its vector (normalised under
+	// Cosine) and its metadata, which is shared with the index (do not modify).
 	Get(id K) (Item[K], bool)
 	// Len returns the number of live items.
 	Len() int
