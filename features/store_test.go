@@ -530,3 +530,19 @@ func TestErrorsAreDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestWallClockWithoutOptionsClock(t *testing.T) {
+	m := New(Options{})
+	defer m.Close()
+	near := func() {
+		t.Helper()
+		d := time.Duration(m.nowNanos() - time.Now().UnixNano())
+		require.Less(t, d.Abs(), 100*time.Millisecond)
+	}
+	near()
+	// A stale base (as after a wall-clock step more than a second ago) is
+	// replaced on the next read.
+	m.base.Store(&clockBase{wall: 0, mono: time.Now().Add(-2 * time.Second)})
+	near()
+	near()
+}
