@@ -14,13 +14,17 @@ vet:
 test: ort
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
+	cd benchmarks && go vet ./...
 	go test -race -timeout 30m ./...
 
 demo: ort
 	go run ./examples/quickstart
 
+# Every benchmark of the library, then the side-by-side comparisons with peers
+# (the features comparison starts a local redis-server).
 bench: ort
 	go test -run '^$$' -bench . -benchmem ./...
+	cd benchmarks && go test -run '^$$' -bench . -benchmem ./...
 
 # Regenerates the committed test models (needs Debian's python3-onnx).
 models:
