@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -328,6 +329,61 @@ func BenchmarkLoad(b *testing.B) {
 		g, err := LoadHNSW[uint64](context.Background(), path, Options{})
 		if err != nil {
 			b.Fatal(err)
+		}
+		g.Close()
+	}
+}
+
+// BenchmarkLoad1M measures LoadHNSW on a synthetic index of 1,000,000
+// vectors of dimension 128 (random vectors, 32 random base-layer links
+// each: the loader's work does not depend on graph quality, and building
+// a real 1M graph takes minutes). It needs about 3 GB of memory.
+func BenchmarkLoad1M(b *testing.B) {
+	const n, dim = 1_000_000, 128
+	h, err := NewHNSW[uint64](Options{Dim: dim, Capacity: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range h.vecs[:n*dim] {
+		h.vecs[i] = r.Float32()
+	}
+	for s := 0; s < n; s++ {
+		list := h.list(uint32(s), 0)
+		list[0] = uint32(h.m0)
+		for i := 1; i <= h.m0; i++ {
+			t := uint32(r.IntN(n - 1))
+			if t >= uint32(s) {
+				t++
+			}
+			list[i] = t
+		}
+		h.flags[s] = flagUsed
+		h.keys[s] = uint64(s)
+		h.ids[uint64(s)] = uint32(s)
+	}
+	h.next = n
+	h.live.Store(n)
+	h.ep.Store(packEP(0, 0))
+	path := filepath.Join(b.TempDir(), "1m.qvix")
+	if err := h.Save(context.Background(), path); err != nil {
+		b.Fatal(err)
+	}
+	h.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		g, err := LoadHNSW[uint64](context.Background(), path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if g.Len() != n {
+			b.Fatalf("loaded %d items", g.Len())
 		}
 		g.Close()
 	}
