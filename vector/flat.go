@@ -261,7 +261,7 @@ func LoadFlat[K Key](ctx context.Context, path string) (*Flat[K], error) {
 }
 
 func decodeFlat[K Key](b []byte) (*Flat[K], error) {
-	d := &decoder{b: b}
+	d := newSliceDecoder(b)
 	hd, err := readHeader(d, kindFlat, keyTypeOf[K]())
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func decodeFlat[K Key](b []byte) (*Flat[K], error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if int64(n)*int64(4*hd.dim) > int64(len(b)-d.off) {
+	if int64(n)*int64(4*hd.dim) > int64(d.remaining()) {
 		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, n, hd.dim, len(b))
 	}
 	f, err := NewFlat[K](FlatOptions{Dim: int(hd.dim), Metric: Metric(hd.metric)})
@@ -292,8 +292,8 @@ func decodeFlat[K Key](b []byte) (*Flat[K], error) {
 		}
 		f.ids[f.keys[i]] = i
 	}
-	if d.off != len(b) {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b)-d.off)
+	if err := d.finish(); err != nil {
+		return nil, err
 	}
 	if _, err := checkVectors(f.vecs); err != nil {
 		return nil, err

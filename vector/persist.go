@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -187,12 +188,28 @@ func encodeMeta(e *encoder, m Metadata) {
 	}
 }
 
-// decoder reads from a byte slice with bounds checks; the first error sticks.
+// decoder reads either from a byte slice (b) or from a stream (r) of a
+// known size, hashing what it reads; the first error sticks. A slice
+// returned by take is valid until the next call.
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b    []byte
+	r    io.Reader
+	h    *xxhash.Digest
+	buf  []byte
+	size int // body bytes (b: len(b))
+	off  int
+	err  error
 }
+
+func newSliceDecoder(b []byte) *decoder { return &decoder{b: b, size: len(b)} }
+
+// newStreamDecoder reads a body of size bytes from r; finish checks the
+// xxhash64 trailer that follows it.
+func newStreamDecoder(r io.Reader, size int) *decoder {
+	return &decoder{r: r, h: xxhash.New(), size: size}
+}
+
+func (d *decoder) remaining() int { return d.size - d.off }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
@@ -204,14 +221,55 @@ func (d *decoder) take(n int) []byte {
 	if d.err != nil {
 		return nil
 	}
-	if n < 0 || n > len(d.b)-d.off {
-		d.fail("truncated: need %d bytes, have %d", n, len(d.b)-d.off)
+	if n < 0 || n > d.remaining() {
+		d.fail("truncated: need %d bytes, have %d", n, d.remaining())
 		return nil
 	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
+	if d.r == nil {
+		p := d.b[d.off : d.off+n]
+		d.off += n
+		return p
+	}
+	if cap(d.buf) < n {
+		d.buf = make([]byte, n)
+	}
+	p := d.buf[:n]
+	d.readFull(p)
 	return p
 }
+
+// readFull fills p from the stream (stream mode only).
+func (d *decoder) readFull(p []byte) {
+	if _, err := io.ReadFull(d.r, p); err != nil {
+		d.fail("read: %v", err)
+		return
+	}
+	d.h.Write(p)
+	d.off += len(p)
+}
+
+// finish checks, in stream mode, that the body was consumed exactly and
+// that the trailer holds its checksum.
+func (d *decoder) finish() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.remaining() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, d.remaining())
+	}
+	if d.r == nil {
+		return nil
+	}
+	var t [8]byte
+	if _, err := io.ReadFull(d.r, t[:]); err != nil {
+		return fmt.Errorf("%w: checksum: %v", ErrCorrupt, err)
+	}
+	if got, want := d.h.Sum64(), binary.LittleEndian.Uint64(t[:]); got != want {
+		return fmt.Errorf("%w: checksum %016x, want %016x (truncated or damaged)", ErrCorrupt, got, want)
+	}
+	return nil
+}
+
 func (d *decoder) u8() uint8 {
 	if p := d.take(1); p != nil {
 		return p[0]
@@ -237,6 +295,17 @@ func (d *decoder) u64() uint64 {
 	return 0
 }
 func (d *decoder) f32s(dst []float32) {
+	if d.r != nil && littleEndian && len(dst) > 0 {
+		if d.err != nil {
+			return
+		}
+		if 4*len(dst) > d.remaining() {
+			d.fail("truncated: need %d bytes, have %d", 4*len(dst), d.remaining())
+			return
+		}
+		d.readFull(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)))
+		return
+	}
 	p := d.take(4 * len(dst))
 	if p == nil {
 		return
@@ -270,7 +339,7 @@ func decodeMeta(d *decoder) Metadata {
 	if n == 0 || d.err != nil {
 		return nil
 	}
-	if int(n) > (len(d.b)-d.off)/6 {
+	if int(n) > d.remaining()/6 {
 		d.fail("metadata count %d exceeds file", n)
 		return nil
 	}
@@ -432,19 +501,29 @@ func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)
 	}
-	b, err := readVerified(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vector: load: %w", err)
 	}
-	return decodeHNSWCtx[K](ctx, b, opts)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("vector: load: %w", err)
+	}
+	if st.Size() < int64(len(fileMagic)+8) {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, st.Size())
+	}
+	// Vectors are read straight into the index's slab and the checksum is
+	// computed on the way; the index is returned only if it matches.
+	d := newStreamDecoder(bufio.NewReaderSize(f, 1<<20), int(st.Size()-8))
+	return decodeHNSWFrom[K](ctx, d, opts)
 }
 
 func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
-	return decodeHNSWCtx[K](context.Background(), b, opts)
+	return decodeHNSWFrom[K](context.Background(), newSliceDecoder(b), opts)
 }
 
-func decodeHNSWCtx[K Key](ctx context.Context, b []byte, opts Options) (*HNSW[K], error) {
-	d := &decoder{b: b}
+func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW[K], error) {
 	hd, err := readHeader(d, kindHNSW, keyTypeOf[K]())
 	if err != nil {
 		return nil, err
@@ -460,8 +539,8 @@ func decodeHNSWCtx[K Key](ctx context.Context, b []byte, opts Options) (*HNSW[K]
 	if d.err != nil {
 		return nil, d.err
 	}
-	if n > (len(b)-d.off)/2 {
-		return nil, fmt.Errorf("%w: %d slots do not fit in %d bytes", ErrCorrupt, n, len(b))
+	if n > d.remaining()/2 {
+		return nil, fmt.Errorf("%w: %d slots do not fit in %d bytes", ErrCorrupt, n, d.size)
 	}
 	fl := d.take(2 * n)
 	if d.err != nil {
@@ -475,8 +554,8 @@ func decodeHNSWCtx[K Key](ctx context.Context, b []byte, opts Options) (*HNSW[K]
 	}
 	// Every used slot stores its vector and a link count: refuse sizes the
 	// file cannot hold before allocating for them.
-	if int64(used)*int64(4*hd.dim+4) > int64(len(b)-d.off) {
-		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, used, hd.dim, len(b))
+	if int64(used)*int64(4*hd.dim+4) > int64(d.remaining()) {
+		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, used, hd.dim, d.size)
 	}
 	opts.Capacity = max(n, 1)
 	h, err := NewHNSW[K](opts)
@@ -548,8 +627,8 @@ func decodeHNSWCtx[K Key](ctx context.Context, b []byte, opts Options) (*HNSW[K]
 		h.ids[h.keys[s]] = uint32(s)
 		live++
 	}
-	if d.off != len(b) {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b)-d.off)
+	if err := d.finish(); err != nil {
+		return nil, err
 	}
 	// Links must point at slots that exist and hold the level linked on.
 	for s := 0; s < n; s++ {

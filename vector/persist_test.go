@@ -1,6 +1,7 @@
 package vector
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
@@ -164,6 +165,14 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		for _, in := range [][]byte{b, resum(append([]byte(nil), b...), func([]byte) {})} {
+			// the streaming loader that LoadHNSW uses: checksum at the end
+			g, err := decodeHNSWFrom[string](ctx, newStreamDecoder(bytes.NewReader(in), len(in)-8), Options{})
+			if err == nil {
+				if _, verr := verify(in); verr != nil {
+					t.Fatalf("stream decoder accepted a file that fails verification: %v", verr)
+				}
+				checkLoaded(t, g)
+			}
 			if body, err := verify(in); err == nil {
 				if g, err := decodeHNSW[string](body, Options{}); err == nil {
 					checkLoaded(t, g)
