@@ -493,10 +493,10 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 // (dimension, metric, M, efConstruction, efSearch) override those in opts;
 // the other options (Workers, ExactFilterBelow, CompactRatio, Quantization,
 // RescoreFactor, Logger) apply, so a saved index can be loaded with or
-// without int8 codes.
-// A truncated or damaged file returns an error matching ErrCorrupt.
-//
-// A cancelled ctx stops the load between slots and returns ctx.Err() wrapped.
+// without int8 codes. The file is streamed into the index (no copy of the
+// whole file in memory) and its checksum verified at the end: a truncated
+// or damaged file returns an error matching ErrCorrupt and no index. A
+// cancelled ctx stops the load between slots and returns ctx.Err() wrapped.
 func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)

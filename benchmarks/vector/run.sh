@@ -7,5 +7,5 @@ cd "$(dirname "$0")/../.."
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 QUIVER_BENCH_FVECS="$dir" go test -run '^$' -bench 'BenchmarkSearch' -benchtime 2000x -timeout 60m ./vector/
-go test -run '^$' -bench 'BenchmarkLoad' -benchtime 3x ./vector/
+go test -run '^$' -bench 'BenchmarkLoad(1M)?$' -benchtime 3x ./vector/
 /usr/bin/python3 benchmarks/vector/hnswlib_bench.py "$dir"
