@@ -503,7 +503,7 @@ func TestStatsPercentiles(t *testing.T) {
 	require.Equal(t, uint64(100), s.Count)
 	within := func(want, got time.Duration) {
 		t.Helper()
-		require.InEpsilon(t, float64(want), float64(got), 0.1)
+		require.InEpsilon(t, float64(want), float64(got), 0.125)
 	}
 	within(50*time.Millisecond, s.P50)
 	within(95*time.Millisecond, s.P95)
@@ -547,5 +547,22 @@ func requireSameValue(t *testing.T, w, g Value, msg ...any) {
 	case KindMap:
 		require.Equal(t, w.Keys, g.Keys, msg...)
 		requireSameValue(t, TensorValue(w.Values), TensorValue(g.Values), msg...)
+	}
+}
+
+func TestHistogramBuckets(t *testing.T) {
+	prev := time.Duration(-1)
+	for i := 0; i < histBuckets; i++ {
+		ub := upperBound(i)
+		require.Greater(t, ub, prev, "bucket %d", i)
+		require.Equal(t, i, bucketOf(ub), "upper bound of bucket %d falls in it", i)
+		require.Equal(t, i, bucketOf(prev+1), "lower bound of bucket %d falls in it", i)
+		if ub > 16 {
+			require.LessOrEqual(t, float64(ub-prev)/float64(ub), 0.125, "bucket %d is narrow", i)
+		}
+		prev = ub
+		if ub > time.Duration(1)<<62 {
+			break
+		}
 	}
 }

@@ -96,9 +96,13 @@ func splitOutputs(out map[string]Value, rs []*request, padded int) ([]map[string
 			for _, d := range t.Shape[1:] {
 				rowLen *= int(d)
 			}
+			rank := len(t.Shape)
+			shapes := make([]int64, rank*len(rs)) // one allocation for every share's shape
 			off := 0
 			for i, r := range rs {
-				shape := append([]int64{int64(r.rows)}, t.Shape[1:]...)
+				shape := shapes[i*rank : (i+1)*rank : (i+1)*rank]
+				shape[0] = int64(r.rows)
+				copy(shape[1:], t.Shape[1:])
 				data, err := sliceRows(t.Data, off*rowLen, (off+r.rows)*rowLen)
 				if err != nil {
 					return nil, fmt.Errorf("serving: output %q: %w", name, err)

@@ -80,16 +80,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// latencyMetric exports a latency histogram with every eighth internal
-// bucket edge (about x2.1 apart), in seconds.
+// latencyMetric exports a latency histogram in seconds with one bucket per
+// power of two of nanoseconds, from 1µs to about 69s.
 func latencyMetric(d *prometheus.Desc, h *latencyHist, model string) prometheus.Metric {
 	counts, n, sum := h.snapshot()
 	buckets := map[float64]uint64{}
 	var cum uint64
-	for i, x := range counts[:histBuckets] {
+	for i, x := range counts {
 		cum += x
-		if i%8 == 0 {
-			buckets[upperBound(i).Seconds()] = cum
+		ub := upperBound(i)
+		if i%(1<<histSubBits) == 1<<histSubBits-1 && ub >= time.Microsecond && ub <= 70*time.Second {
+			buckets[ub.Seconds()] = cum
 		}
 	}
 	return prometheus.MustNewConstHistogram(d, n, sum.Seconds(), buckets, model)

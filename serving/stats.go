@@ -2,43 +2,46 @@ package serving
 
 import (
 	"math"
+	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Latency histograms use log-spaced buckets from 1µs growing by 10% per
-// bucket, so a percentile read from them is within 10% of the true value.
+// Latency histograms are log-linear: 8 buckets per power of two of the
+// duration in nanoseconds, so a percentile read from them is within 12.5% of
+// the true value, and observing costs a few integer operations and two
+// atomic adds.
 const (
-	histBase    = float64(time.Microsecond)
-	histGrowth  = 1.1
-	histBuckets = 200 // up to about 1µs * 1.1^199 = 175 s
+	histSubBits = 3
+	histBuckets = (63-histSubBits+1)<<histSubBits + 1<<histSubBits
 )
-
-var histLogGrowth = math.Log(histGrowth)
 
 // latencyHist is a lock-free histogram of durations.
 type latencyHist struct {
-	counts [histBuckets + 1]atomic.Uint64 // last bucket: beyond the range
-	sum    atomic.Int64                   // nanoseconds
-	n      atomic.Uint64
+	counts [histBuckets]atomic.Uint64
+	sum    atomic.Int64 // nanoseconds
 }
 
 func bucketOf(d time.Duration) int {
-	if float64(d) <= histBase {
-		return 0
+	ns := uint64(d)
+	if ns < 1<<histSubBits {
+		return int(ns)
 	}
-	i := int(math.Ceil(math.Log(float64(d)/histBase) / histLogGrowth))
-	if i > histBuckets {
-		return histBuckets
-	}
-	return i
+	e := bits.Len64(ns) - 1
+	sub := (ns >> (e - histSubBits)) & (1<<histSubBits - 1)
+	return (e-histSubBits+1)<<histSubBits + int(sub)
 }
 
-// upperBound returns bucket i's upper bound.
+// upperBound returns the largest duration that falls in bucket i.
 func upperBound(i int) time.Duration {
-	return time.Duration(histBase * math.Pow(histGrowth, float64(i)))
+	if i < 1<<histSubBits {
+		return time.Duration(i)
+	}
+	e := i>>histSubBits + histSubBits - 1
+	sub := uint64(i & (1<<histSubBits - 1))
+	return time.Duration(uint64(1)<<e + (sub+1)<<(e-histSubBits) - 1)
 }
 
 func (h *latencyHist) observe(d time.Duration) {
@@ -47,7 +50,6 @@ func (h *latencyHist) observe(d time.Duration) {
 	}
 	h.counts[bucketOf(d)].Add(1)
 	h.sum.Add(int64(d))
-	h.n.Add(1)
 }
 
 func (h *latencyHist) snapshot() ([]uint64, uint64, time.Duration) {
