@@ -113,6 +113,29 @@ func BenchmarkBatcher(b *testing.B) {
 	}
 }
 
+// BenchmarkBatcherMaxBatch sweeps MaxBatchSize under the same 64 callers:
+// with fewer rows per batch than callers, one batch fills while another
+// runs, so both cores stay busy.
+func BenchmarkBatcherMaxBatch(b *testing.B) {
+	for _, max := range []int{16, 32, 64} {
+		b.Run(fmt.Sprintf("callers=64/max=%d", max), func(b *testing.B) {
+			m, err := Load(testModel(benchModel), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bt, err := NewBatcher(m, BatcherOptions{MaxBatchSize: max})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bt.Close()
+			runCallers(b, 64, func(ctx context.Context, in map[string]Tensor) error {
+				_, err := bt.Predict(ctx, in)
+				return err
+			}, 64)
+		})
+	}
+}
+
 // runCallers runs b.N single-row requests spread over callers goroutines and
 // reports rows/s and the p50/p99 request latency.
 func runCallers(b *testing.B, callers int, predict func(context.Context, map[string]Tensor) error, width int) {
