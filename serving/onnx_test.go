@@ -347,3 +347,18 @@ func TestCancelledContext(t *testing.T) {
 	_, err := m.Predict(ctx, map[string]Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestZeroRows(t *testing.T) {
+	m := load(t, "mlp", Options{})
+	out, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{0, 16})})
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, 4}, out["y"].Tensor.Shape)
+	require.Empty(t, out["y"].Tensor.Data)
+
+	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{0, 16})})
+	require.ErrorIs(t, err, ErrShape)
+	require.ErrorContains(t, err, "at least 1 row")
+}
