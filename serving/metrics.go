@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -108,10 +109,27 @@ func (s Stats) String() string {
 		return "\n" + name + ": p50=" + round(l.P50) + " p95=" + round(l.P95) + " p99=" + round(l.P99)
 	}
 	out += lat("latency", s.Latency) + lat("queue wait", s.QueueWait) + lat("run", s.Run)
-	out += "\nbatch sizes:"
-	for _, size := range s.sortedSizes() {
-		out += " " + strconv.Itoa(size) + "x" + strconv.FormatUint(s.BatchSizes[size], 10)
+	out += "\nbatches by rows:"
+	// Powers of two: 1, 2-3, 4-7, ... keep the line short for any batch size.
+	var lo, n uint64
+	flush := func(hi int) {
+		if n > 0 {
+			r := strconv.FormatUint(lo, 10)
+			if uint64(hi) > lo {
+				r += "-" + strconv.Itoa(hi)
+			}
+			out += " " + r + ":" + strconv.FormatUint(n, 10)
+		}
 	}
+	for _, size := range s.sortedSizes() {
+		p := uint64(1) << (bits.Len(uint(size)) - 1)
+		if p != lo {
+			flush(int(2*lo - 1))
+			lo, n = p, 0
+		}
+		n += s.BatchSizes[size]
+	}
+	flush(int(2*lo - 1))
 	var errs uint64
 	for _, v := range s.Errors {
 		errs += v

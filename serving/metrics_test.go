@@ -47,5 +47,10 @@ quiver_serving_errors_total{kind="run",model="tabular"} 0
 	require.Equal(t, uint64(3), st.Batches)
 	require.Equal(t, map[int]uint64{2: 3}, st.BatchSizes)
 	require.Equal(t, uint64(3), st.Run.Count)
-	require.Contains(t, st.String(), "batch sizes: 2x3")
+	require.Contains(t, st.String(), "batches by rows: 2-3:3")
+}
+
+func TestStatsStringGroupsBatchSizes(t *testing.T) {
+	s := Stats{Requests: 10, Rows: 10, Batches: 4, BatchSizes: map[int]uint64{1: 2, 5: 1, 7: 3, 64: 4}}
+	require.Contains(t, s.String(), "batches by rows: 1:2 4-7:4 64-127:4")
 }
