@@ -100,6 +100,10 @@ type IOInfo struct {
 	// ElementType and Shape describe tensors; -1 marks a dynamic axis.
 	ElementType ElementType
 	Shape       []int64
+	// DimNames holds the symbolic name of each axis as written in the model
+	// ("batch", "H"), or "" for fixed and unnamed axes; nil when the model
+	// names none.
+	DimNames []string
 }
 
 func (io IOInfo) String() string {

@@ -76,12 +76,12 @@ func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
 	m := &ONNXModel{sig: sig, outIdx: map[string]int{}}
 	m.info = Info{Name: opts.Name, Requested: string(opts.Provider)}
 	for _, in := range ins {
-		m.info.Inputs = append(m.info.Inputs, ioInfo(in))
+		m.info.Inputs = append(m.info.Inputs, ioInfo(in, sig))
 		m.inNames = append(m.inNames, in.Name)
 	}
 	outNames := make([]string, 0, len(outs))
 	for i, out := range outs {
-		m.info.Outputs = append(m.info.Outputs, ioInfo(out))
+		m.info.Outputs = append(m.info.Outputs, ioInfo(out, sig))
 		outNames = append(outNames, out.Name)
 		m.outIdx[out.Name] = i
 	}
@@ -115,13 +115,23 @@ func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
 	return m, nil
 }
 
-func ioInfo(in ort.InputOutputInfo) IOInfo {
+func ioInfo(in ort.InputOutputInfo, sig *graphSignature) IOInfo {
 	io := IOInfo{Name: in.Name}
 	switch in.OrtValueType {
 	case ort.ONNXTypeTensor:
 		io.Kind = KindTensor
 		io.ElementType = ElementType(in.DataType)
 		io.Shape = append([]int64{}, in.Dimensions...)
+		if dims := sig.dims[in.Name]; len(dims) == len(io.Shape) {
+			for k, d := range dims {
+				if d.param != "" {
+					if io.DimNames == nil {
+						io.DimNames = make([]string, len(dims))
+					}
+					io.DimNames[k] = d.param
+				}
+			}
+		}
 	case ort.ONNXTypeSequence:
 		io.Kind = KindSequence
 	case ort.ONNXTypeMap:
@@ -206,12 +216,14 @@ func cloneInfo(i Info) Info {
 	c := i
 	c.Inputs = make([]IOInfo, len(i.Inputs))
 	for k, io := range i.Inputs {
-		io.Shape = append([]int64(nil), io.Shape...)
+		io.Shape = slices.Clone(io.Shape)
+		io.DimNames = slices.Clone(io.DimNames)
 		c.Inputs[k] = io
 	}
 	c.Outputs = make([]IOInfo, len(i.Outputs))
 	for k, io := range i.Outputs {
-		io.Shape = append([]int64(nil), io.Shape...)
+		io.Shape = slices.Clone(io.Shape)
+		io.DimNames = slices.Clone(io.DimNames)
 		c.Outputs[k] = io
 	}
 	c.Custom = make(map[string]string, len(i.Custom))

@@ -18,8 +18,8 @@ func TestLoadMLPInfo(t *testing.T) {
 	m := load(t, "mlp", Options{})
 	info := m.Info()
 	require.Equal(t, "mlp.onnx", info.Name)
-	require.Equal(t, []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 16}}}, info.Inputs)
-	require.Equal(t, []IOInfo{{Name: "y", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}}}, info.Outputs)
+	require.Equal(t, []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 16}, DimNames: []string{"batch", ""}}}, info.Inputs)
+	require.Equal(t, []IOInfo{{Name: "y", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}, DimNames: []string{"batch", ""}}}, info.Outputs)
 	require.Equal(t, "quiver-testgen", info.Producer)
 	require.Equal(t, int64(1), info.Version)
 	require.Equal(t, map[string]string{"task": "tabular", "owner": "quiver"}, info.Custom)
@@ -112,7 +112,8 @@ func TestThirdPartySklearnMaps(t *testing.T) {
 	require.NoError(t, err)
 	defer m.Close()
 	info := m.Info()
-	require.Equal(t, IOInfo{Name: "X", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}}, info.Inputs[0])
+	require.Equal(t, []int64{-1, 4}, info.Inputs[0].Shape)
+	require.Equal(t, "X", info.Inputs[0].Name)
 	out, err := m.Predict(context.Background(), map[string]Tensor{
 		"X": f32([]int64{2, 4}, 5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3),
 	})
@@ -157,6 +158,7 @@ func TestScalarAndStateInputs(t *testing.T) {
 func TestDynamicSpatialAxes(t *testing.T) {
 	m := load(t, "image", Options{})
 	require.True(t, m.Info().Batchable)
+	require.Equal(t, []string{"batch", "", "H", "W"}, m.Info().Inputs[0].DimNames)
 	img := make([]float32, 1*3*2*5)
 	for i := range img {
 		img[i] = float32(i / 10) // channel c holds c
