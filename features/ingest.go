@@ -69,7 +69,7 @@ func (g *ingester) flush(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	rejected := rowErrors(err)
+	rejected := RowErrors(err)
 	if rejected == 0 {
 		return fmt.Errorf("features: ingest %q: %w", g.view, err)
 	}
@@ -83,9 +83,14 @@ func (g *ingester) flush(ctx context.Context) error {
 	return nil
 }
 
-// rowErrors counts the per-row validation errors joined in err; zero
-// means err is not a row rejection.
-func rowErrors(err error) int {
+// RowErrors counts the per-row validation errors joined in an error that
+// PutMany returned: zero when err is nil or is not only row rejections (a
+// store-level failure such as ErrClosed). Ingestion code uses it to tell
+// rows to skip from errors to stop on.
+func RowErrors(err error) int {
+	if err == nil {
+		return 0
+	}
 	rowLevel := func(e error) bool {
 		for _, s := range []error{ErrUnknownFeature, ErrType, ErrDimension, ErrInvalidValue, ErrInvalidEntity} {
 			if errors.Is(e, s) {

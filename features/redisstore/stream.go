@@ -273,7 +273,7 @@ func (s *StreamSource) handle(ctx context.Context, w features.Writer, v features
 	}
 	if len(rows) > 0 {
 		err := w.Put(ctx, v.Name, rows...)
-		rejected := rowErrors(err)
+		rejected := features.RowErrors(err)
 		if err != nil && rejected == 0 {
 			return fmt.Errorf("redisstore: stream %q: write: %w", s.opts.Stream, err)
 		}
@@ -289,34 +289,4 @@ func (s *StreamSource) handle(ctx context.Context, w features.Writer, v features
 	}
 	st.Acked += uint64(n)
 	return nil
-}
-
-// rowErrors counts per-row validation errors joined in err (zero when err
-// is nil or not a row rejection).
-func rowErrors(err error) int {
-	if err == nil {
-		return 0
-	}
-	rowLevel := func(e error) bool {
-		for _, s := range []error{features.ErrUnknownFeature, features.ErrType, features.ErrDimension, features.ErrInvalidValue, features.ErrInvalidEntity} {
-			if errors.Is(e, s) {
-				return true
-			}
-		}
-		return false
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		n := 0
-		for _, e := range j.Unwrap() {
-			if !rowLevel(e) {
-				return 0
-			}
-			n++
-		}
-		return n
-	}
-	if rowLevel(err) {
-		return 1
-	}
-	return 0
 }
