@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +22,20 @@ type BatcherOptions struct {
 	// MaxQueueDelay is how long the oldest queued request may wait for more
 	// rows before its batch runs anyway. Default 1ms; negative: no wait,
 	// whatever is queued runs as soon as a batch slot is free.
+	//
+	// A batch does not wait for rows that cannot come: it runs at once when
+	// it holds MaxBatchSize rows, or when it holds its share of the rows
+	// outstanding (rows of requests inside Predict, queued, running or being
+	// answered, divided by MaxInFlight). When every caller is already
+	// waiting on a batch, more rows can only come from a batch that ends, so
+	// waiting would leave a batch slot idle; a lone caller is served at once
+	// instead of after MaxQueueDelay.
 	MaxQueueDelay time.Duration
+	// AlwaysWait makes a batch below MaxBatchSize wait the whole
+	// MaxQueueDelay even when it holds its share of the outstanding rows:
+	// for callers that arrive in bursts from outside, where merging the
+	// whole burst is worth the delay of its first request.
+	AlwaysWait bool
 	// AllowedBatchSizes, when set, restricts runs to these row counts: a
 	// batch is padded up to the next allowed size (repeating its last row)
 	// and the padding is dropped from the outputs. Useful for engines built
@@ -50,6 +62,7 @@ type BatcherOptions struct {
 type Batcher struct {
 	model   Model
 	info    Info
+	epoch   time.Time // origin of Batcher.now
 	opts    BatcherOptions
 	allowed []int
 	stats   *recorder
@@ -58,16 +71,29 @@ type Batcher struct {
 	formMu  sync.Mutex // held by the one worker forming the next batch
 
 	mu       sync.Mutex
-	queue    reqHeap
-	keyRows  map[uint64]int // queued rows per batch key
-	seq      uint64
+	queue    reqQueue
+	keyRows  []keyRows // queued rows per batch key (few distinct keys)
+	accepted uint64    // requests accepted into the queue
+	forming  bool      // a worker waits on notify for the head's batch
 	closing  bool
 	closeErr error
 	once     sync.Once
 	inFlight atomic.Int32
+	// outstanding counts the rows of requests inside Predict past the
+	// queue: queued, running, or answered but not yet returned.
+	outstanding atomic.Int64
+	// readyAt is the outstanding row count at or below which the head's
+	// batch becomes ready while a worker waits for it, else -1: a caller
+	// leaving Predict that brings outstanding down to it wakes the worker.
+	readyAt atomic.Int64
 }
 
 var _ Model = (*Batcher)(nil)
+
+type keyRows struct {
+	key  uint64
+	rows int
+}
 
 type result struct {
 	out map[string]Value
@@ -77,13 +103,13 @@ type result struct {
 type request struct {
 	ctx    context.Context
 	inputs map[string]Tensor
+	ins    []Tensor // inputs in the model's input order
 	rows   int
 	key    uint64 // hash of the non-batch dimensions; equal keys are checked exactly
 	prio   int
-	seq    uint64
-	enq    time.Time
+	enq    time.Duration // Batcher.now at arrival
 	done   chan result
-	index  int // position in the heap; -1 once taken
+	queued bool
 }
 
 // requests are recycled once their caller has received the result; a
@@ -151,8 +177,9 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 		allowed: allowed,
 		stats:   newRecorder(),
 		notify:  make(chan struct{}, 1),
-		keyRows: map[uint64]int{},
+		epoch:   time.Now(),
 	}
+	b.readyAt.Store(-1)
 	b.workers.Add(opts.MaxInFlight)
 	for i := 0; i < opts.MaxInFlight; i++ {
 		go b.worker()
@@ -167,7 +194,8 @@ func (b *Batcher) Info() Info { return cloneInfo(b.info) }
 func (b *Batcher) Stats() Stats {
 	s := b.stats.snapshot()
 	b.mu.Lock()
-	s.QueueLength = len(b.queue)
+	s.QueueLength = b.queue.len()
+	s.Requests = b.accepted
 	b.mu.Unlock()
 	s.InFlight = int(b.inFlight.Load())
 	return s
@@ -178,26 +206,21 @@ func (b *Batcher) Stats() Stats {
 // the context's error when ctx ends first (a request still queued then is
 // dropped before its batch runs). Priority comes from WithPriority.
 func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
-	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		b.stats.fail(ctxKind(err))
 		return nil, fmt.Errorf("serving: %s: %w", b.info.Name, err)
 	}
-	if err := Validate(b.info, inputs); err != nil {
+	r := requestPool.Get().(*request)
+	var err error
+	if r.ins, err = validateInputs(b.info.Inputs, inputs, r.ins[:0]); err == nil && b.info.Batchable {
+		r.rows, r.key, err = batchKey(b.info.Inputs, r.ins)
+	}
+	if err != nil {
+		b.recycle(r)
 		b.stats.fail(ErrKindInput)
 		return nil, err
 	}
-	var rows int
-	var key uint64
-	if b.info.Batchable {
-		var err error
-		if rows, key, err = batchKey(b.info, inputs); err != nil {
-			b.stats.fail(ErrKindInput)
-			return nil, err
-		}
-	}
-	r := requestPool.Get().(*request)
-	r.ctx, r.inputs, r.rows, r.key, r.prio, r.enq = ctx, inputs, rows, key, priorityOf(ctx), start
+	r.ctx, r.inputs, r.prio, r.enq = ctx, inputs, priorityOf(ctx), b.now()
 
 	b.mu.Lock()
 	if b.closing {
@@ -206,55 +229,79 @@ func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[st
 		b.stats.fail(ErrKindClosed)
 		return nil, ErrClosed
 	}
-	if len(b.queue) >= b.opts.MaxQueueLength {
+	if b.queue.len() >= b.opts.MaxQueueLength {
 		b.mu.Unlock()
 		b.recycle(r)
 		b.stats.fail(ErrKindOverloaded)
 		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.info.Name)
 	}
-	b.seq++
-	r.seq = b.seq
-	heap.Push(&b.queue, r)
-	before := b.keyRows[r.key]
-	b.keyRows[r.key] = before + r.rows
-	// Wake the worker forming a batch only when its decision may change: the
-	// queue was empty, the request became the head, or the head's batch just
-	// filled up. Waking it on every request would cost a context switch each.
-	head := b.queue[0]
-	wake := len(b.queue) == 1 || head == r ||
-		(r.key == head.key && before < b.opts.MaxBatchSize && before+r.rows >= b.opts.MaxBatchSize)
+	b.accepted++
+	b.queue.push(r)
+	b.addRows(r.key, r.rows)
+	b.outstanding.Add(int64(r.rows))
+	// Wake the worker forming a batch only when its decision changes: the
+	// queue was empty (it waits without a timer) or the head's batch is now
+	// ready. Waking it on every request would cost a context switch each.
+	wake := b.forming && (b.queue.len() == 1 || b.ready(b.queue.head()))
 	b.mu.Unlock()
-	b.stats.requests.Add(1)
 	if wake {
 		b.wake()
 	}
 
-	select {
-	case res := <-r.done:
-		b.recycle(r)
-		if res.err == nil {
-			b.stats.latency.observe(time.Since(start))
+	var res result
+	if done := ctx.Done(); done == nil {
+		res = <-r.done
+	} else {
+		select {
+		case res = <-r.done:
+		case <-done:
+			return nil, b.abandon(ctx, r)
 		}
-		return res.out, res.err
-	case <-ctx.Done():
-		b.mu.Lock()
-		queued := r.index >= 0
-		if queued {
-			b.remove(r)
-		}
-		b.mu.Unlock()
-		if queued {
-			b.recycle(r) // no batch holds it
-		}
-		b.stats.fail(ctxKind(ctx.Err()))
-		return nil, fmt.Errorf("serving: %s: %w", b.info.Name, ctx.Err())
+	}
+	b.leave(r.rows)
+	b.recycle(r)
+	return res.out, res.err
+}
+
+// abandon answers a request whose context ended while it waited: a request
+// still queued leaves the queue; one already taken into a batch is left to
+// that batch, which skips it before the run or discards its answer.
+func (b *Batcher) abandon(ctx context.Context, r *request) error {
+	b.leave(r.rows)
+	b.mu.Lock()
+	queued := b.remove(r)
+	b.mu.Unlock()
+	if queued {
+		b.recycle(r) // no batch holds it
+	}
+	b.stats.fail(ctxKind(ctx.Err()))
+	return fmt.Errorf("serving: %s: %w", b.info.Name, ctx.Err())
+}
+
+// leave takes a returning request's rows out of the outstanding count,
+// waking the worker forming a batch when that makes the batch ready.
+func (b *Batcher) leave(rows int) {
+	// Decrement, then read readyAt; the worker stores readyAt, then reads
+	// outstanding: one of the two sees the other's write.
+	if b.outstanding.Add(-int64(rows)) > b.readyAt.Load() {
+		return
+	}
+	b.mu.Lock()
+	wake := b.forming && b.queue.len() > 0 && b.ready(b.queue.head())
+	b.mu.Unlock()
+	if wake {
+		b.wake()
 	}
 }
 
 func (b *Batcher) recycle(r *request) {
-	r.ctx, r.inputs = nil, nil
+	r.ctx, r.inputs, r.rows, r.key = nil, nil, 0, 0
+	clear(r.ins)
 	requestPool.Put(r)
 }
+
+// now reads the monotonic clock only (time.Now reads the wall clock too).
+func (b *Batcher) now() time.Duration { return time.Since(b.epoch) }
 
 func ctxKind(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -266,17 +313,17 @@ func ctxKind(err error) string {
 // batchKey returns the request's row count and a hash of its non-batch
 // dimensions. Requests with equal keys are compared exactly (sameDims)
 // before they are merged, so a hash collision can never merge mismatched shapes.
-func batchKey(info Info, inputs map[string]Tensor) (int, uint64, error) {
+func batchKey(want []IOInfo, ins []Tensor) (int, uint64, error) {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
 	rows := -1
-	for _, in := range info.Inputs {
-		s := inputs[in.Name].Shape
+	for i, in := range ins {
+		s := in.Shape
 		if rows == -1 {
 			rows = int(s[0])
 		} else if int(s[0]) != rows {
-			return 0, 0, &InputError{Input: in.Name, Kind: ErrShape,
-				Got: fmt.Sprintf("%d rows", s[0]), Want: fmt.Sprintf("%d rows like input %q", rows, info.Inputs[0].Name)}
+			return 0, 0, &InputError{Input: want[i].Name, Kind: ErrShape,
+				Got: fmt.Sprintf("%d rows", s[0]), Want: fmt.Sprintf("%d rows like input %q", rows, want[0].Name)}
 		}
 		for _, d := range s[1:] {
 			h = (h ^ uint64(d)) * prime
@@ -284,15 +331,15 @@ func batchKey(info Info, inputs map[string]Tensor) (int, uint64, error) {
 		h = (h ^ 0xff) * prime
 	}
 	if rows < 1 {
-		return 0, 0, &InputError{Input: info.Inputs[0].Name, Kind: ErrShape, Got: "0 rows", Want: "at least 1 row"}
+		return 0, 0, &InputError{Input: want[0].Name, Kind: ErrShape, Got: "0 rows", Want: "at least 1 row"}
 	}
 	return rows, h, nil
 }
 
 // sameDims reports whether a and b have equal non-batch dimensions.
 func (b *Batcher) sameDims(x, y *request) bool {
-	for _, in := range b.info.Inputs {
-		if !slices.Equal(x.inputs[in.Name].Shape[1:], y.inputs[in.Name].Shape[1:]) {
+	for i := range x.ins {
+		if !slices.Equal(x.ins[i].Shape[1:], y.ins[i].Shape[1:]) {
 			return false
 		}
 	}
@@ -306,13 +353,63 @@ func (b *Batcher) wake() {
 	}
 }
 
-// remove takes r out of the queue; b.mu must be held.
-func (b *Batcher) remove(r *request) {
-	heap.Remove(&b.queue, r.index)
-	b.keyRows[r.key] -= r.rows
-	if b.keyRows[r.key] == 0 {
-		delete(b.keyRows, r.key)
+// remove takes r out of the queue if it is there; b.mu must be held.
+func (b *Batcher) remove(r *request) bool {
+	if !b.queue.remove(r) {
+		return false
 	}
+	b.addRows(r.key, -r.rows)
+	return true
+}
+
+// addRows adds n to the queued rows of key; b.mu must be held.
+func (b *Batcher) addRows(key uint64, n int) {
+	for i := range b.keyRows {
+		if b.keyRows[i].key == key {
+			b.keyRows[i].rows += n
+			if b.keyRows[i].rows == 0 {
+				b.keyRows = slices.Delete(b.keyRows, i, i+1)
+			}
+			return
+		}
+	}
+	b.keyRows = append(b.keyRows, keyRows{key, n})
+}
+
+// rowsOf returns the queued rows of key; b.mu must be held.
+func (b *Batcher) rowsOf(key uint64) int {
+	for _, k := range b.keyRows {
+		if k.key == key {
+			return k.rows
+		}
+	}
+	return 0
+}
+
+// ready reports whether head's batch should run without waiting any longer
+// (see MaxQueueDelay), and publishes in readyAt when callers leaving
+// Predict would make it ready; b.mu must be held.
+func (b *Batcher) ready(head *request) bool {
+	if !b.info.Batchable || b.closing {
+		return true
+	}
+	rows := b.rowsOf(head.key)
+	if rows >= b.opts.MaxBatchSize {
+		return true
+	}
+	if b.opts.AlwaysWait {
+		return false
+	}
+	share := int64(rows * b.opts.MaxInFlight)
+	if share >= b.outstanding.Load() {
+		return true
+	}
+	// Store readyAt, then read outstanding again: leave decrements, then
+	// reads readyAt, so one of the two sees the other's write.
+	if b.readyAt.Load() != share {
+		b.readyAt.Store(share)
+	}
+	return share >= b.outstanding.Load()
 }
 
 // worker runs batches until the batcher is closed and its queue drained.
@@ -322,43 +419,51 @@ func (b *Batcher) worker() {
 	defer b.workers.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var buf []*request
 	for {
-		batch := b.next(timer)
+		batch := b.next(timer, buf[:0])
 		if batch == nil {
 			return
 		}
 		b.runBatch(batch)
+		clear(batch) // answered requests go back to the pool; hold none
+		buf = batch
 	}
 }
 
 // next waits until the oldest request of the highest priority has enough
 // company or has waited MaxQueueDelay, and returns its batch; nil once the
 // batcher is closed and the queue is empty.
-func (b *Batcher) next(timer *time.Timer) []*request {
+func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
 	b.formMu.Lock()
 	defer b.formMu.Unlock()
+	b.mu.Lock()
 	for {
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			closing := b.closing
-			b.mu.Unlock()
-			if closing {
+		if b.queue.len() == 0 {
+			if b.closing {
+				b.mu.Unlock()
 				b.wake() // let the next worker see it too
 				return nil
 			}
+			b.forming = true
+			b.mu.Unlock()
 			<-b.notify
+			b.mu.Lock()
+			b.forming = false
+			b.readyAt.Store(-1)
 			continue
 		}
-		head := b.queue[0]
+		head := b.queue.head()
 		wait := time.Duration(0)
-		if b.info.Batchable && b.keyRows[head.key] < b.opts.MaxBatchSize && !b.closing {
-			wait = b.opts.MaxQueueDelay - time.Since(head.enq)
+		if !b.ready(head) {
+			wait = b.opts.MaxQueueDelay - (b.now() - head.enq)
 		}
 		if wait <= 0 {
-			batch := b.take(head)
+			batch := b.take(head, buf)
 			b.mu.Unlock()
 			return batch
 		}
+		b.forming = true
 		b.mu.Unlock()
 		timer.Reset(wait)
 		select {
@@ -366,49 +471,47 @@ func (b *Batcher) next(timer *time.Timer) []*request {
 		case <-timer.C:
 		}
 		timer.Stop()
+		b.mu.Lock()
+		b.forming = false
+		b.readyAt.Store(-1)
 	}
 }
 
 // take removes from the queue the head and the requests that can join it,
-// in priority order, up to MaxBatchSize rows; b.mu must be held.
-func (b *Batcher) take(head *request) []*request {
+// in priority order, up to MaxBatchSize rows (or the batch's share of the
+// outstanding rows, when smaller); b.mu must be held.
+func (b *Batcher) take(head *request, batch []*request) []*request {
 	if !b.info.Batchable || head.rows >= b.opts.MaxBatchSize {
 		b.remove(head)
-		return []*request{head}
+		return append(batch, head)
 	}
-	// Pop in priority order; keep what fits, push back the rest.
-	var batch, rest []*request
-	rows := 0
-	for len(b.queue) > 0 && rows < b.opts.MaxBatchSize {
-		r := heap.Pop(&b.queue).(*request)
-		if r.key == head.key && rows+r.rows <= b.opts.MaxBatchSize && (r == head || b.sameDims(head, r)) {
-			batch = append(batch, r)
-			rows += r.rows
-			b.keyRows[r.key] -= r.rows
-		} else {
-			rest = append(rest, r)
+	// A batch takes no more than its share of the outstanding rows, so the
+	// rows left queued can fill the next batch slot at once.
+	limit := b.opts.MaxBatchSize
+	if !b.opts.AlwaysWait {
+		k := int64(b.opts.MaxInFlight)
+		if share := int((b.outstanding.Load() + k - 1) / k); share < limit {
+			limit = max(share, head.rows)
 		}
 	}
-	if b.keyRows[head.key] == 0 {
-		delete(b.keyRows, head.key)
-	}
-	for _, r := range rest {
-		heap.Push(&b.queue, r)
-	}
+	batch, rows := b.queue.take(batch, limit, func(r *request) bool {
+		return r == head || (r.key == head.key && b.sameDims(head, r))
+	})
+	b.addRows(head.key, -rows)
 	return batch
 }
 
 func (b *Batcher) runBatch(batch []*request) {
 	b.inFlight.Add(1)
 	defer b.inFlight.Add(-1)
-	start := time.Now()
+	start := b.now()
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			// Dropped before the run; Predict has answered (or will) with ctx's error.
 			continue
 		}
-		b.stats.queueWait.observe(start.Sub(r.enq))
+		b.stats.queueWait.observe(start - r.enq)
 		live = append(live, r)
 	}
 	if len(live) == 0 {
@@ -421,7 +524,11 @@ func (b *Batcher) runBatch(batch []*request) {
 			ctx = r.ctx // a request run alone may be terminated by its caller
 		}
 		out, err := b.model.Predict(ctx, r.inputs)
-		b.stats.batch(r.rows, 0, time.Since(start))
+		end := b.now()
+		b.stats.batch(r.rows, 0, end-start)
+		if err == nil {
+			b.stats.latency.observe(end - r.enq)
+		}
 		b.answer(r, out, err)
 		return
 	}
@@ -436,7 +543,8 @@ func (b *Batcher) runBatch(batch []*request) {
 		return
 	}
 	out, err := b.model.Predict(context.Background(), inputs)
-	b.stats.batch(rows, padded-rows, time.Since(start))
+	end := b.now()
+	b.stats.batch(rows, padded-rows, end-start)
 	if err != nil {
 		b.failAll(live, err)
 		return
@@ -448,6 +556,7 @@ func (b *Batcher) runBatch(batch []*request) {
 		return
 	}
 	for i, r := range live {
+		b.stats.latency.observe(end - r.enq)
 		b.answer(r, parts[i], nil)
 	}
 }
@@ -510,33 +619,4 @@ func (b *Batcher) Close() error {
 		}
 	})
 	return b.closeErr
-}
-
-// reqHeap orders requests by priority (higher first), then arrival.
-type reqHeap []*request
-
-func (h reqHeap) Len() int { return len(h) }
-func (h reqHeap) Less(i, j int) bool {
-	if h[i].prio != h[j].prio {
-		return h[i].prio > h[j].prio
-	}
-	return h[i].seq < h[j].seq
-}
-func (h reqHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *reqHeap) Push(x any) {
-	r := x.(*request)
-	r.index = len(*h)
-	*h = append(*h, r)
-}
-func (h *reqHeap) Pop() any {
-	old := *h
-	n := len(old)
-	r := old[n-1]
-	old[n-1] = nil
-	r.index = -1
-	*h = old[:n-1]
-	return r
 }

@@ -108,7 +108,7 @@ func TestBatchedEqualsAlone(t *testing.T) {
 			require.NoError(t, err)
 			info := m.Info()
 			require.Equal(t, c.batched, info.Batchable, info.BatchReason)
-			b, err := NewBatcher(m, BatcherOptions{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond})
+			b, err := NewBatcher(m, BatcherOptions{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond, AlwaysWait: true})
 			require.NoError(t, err)
 			defer b.Close()
 
@@ -218,7 +218,7 @@ func waitQueued(t *testing.T, b *Batcher, n int) {
 
 func TestBatcherRespectsMaxBatchSize(t *testing.T) {
 	f := &fakeModel{gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := 0; i < 12; i++ {
@@ -239,6 +239,61 @@ func TestBatcherRespectsMaxBatchSize(t *testing.T) {
 		require.LessOrEqual(t, n, 4)
 	}
 	require.True(t, f.closed, "Close closes the model")
+}
+
+func TestBatcherDoesNotWaitForRowsThatCannotCome(t *testing.T) {
+	f := &fakeModel{}
+	b, err := NewBatcher(f, BatcherOptions{MaxQueueDelay: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	// The only caller is in the queue, so no more rows can come: the batch
+	// runs at once rather than after the hour-long delay.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		out, err := b.Predict(ctx, row(3, 1))
+		require.NoError(t, err)
+		require.Equal(t, []float32{6}, out["y"].Tensor.Data)
+	}
+	require.Equal(t, []int{1, 1, 1}, f.runSizes())
+
+	// AlwaysWait keeps the lone request waiting for company.
+	w, err := NewBatcher(&fakeModel{}, BatcherOptions{MaxQueueDelay: time.Hour, AlwaysWait: true})
+	require.NoError(t, err)
+	defer w.Close()
+	short, cancelShort := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancelShort()
+	_, err = w.Predict(short, row(3, 1))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxInFlight: 2, MaxQueueDelay: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := b.Predict(context.Background(), row(1, 1))
+				require.NoError(t, err)
+			}()
+		}
+	}
+	// One request holds the first slot. The requests queued behind it hold
+	// their share of the outstanding rows (half, over 2 slots) as soon as
+	// they match the running one, so the second slot runs them rather than
+	// waiting the hour for a full batch.
+	send(1)
+	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
+	send(6)
+	require.Eventually(t, func() bool { return b.Stats().InFlight == 2 }, 5*time.Second, time.Millisecond)
+	close(f.gate)
+	wg.Wait()
+	require.Equal(t, 7, sum(f.runSizes()))
 }
 
 func TestBatcherPriorities(t *testing.T) {
@@ -320,7 +375,7 @@ func TestBatcherDropsExpiredRequestsBeforeRun(t *testing.T) {
 
 func TestBatcherPadsToAllowedSizes(t *testing.T) {
 	f := &fakeModel{}
-	b, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
@@ -343,7 +398,7 @@ func TestBatcherPadsToAllowedSizes(t *testing.T) {
 
 func TestBatcherMergesOnlyMatchingShapes(t *testing.T) {
 	f := &fakeModel{}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1})
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1, AlwaysWait: true})
 	require.NoError(t, err)
 	defer b.Close()
 	var wg sync.WaitGroup
@@ -424,7 +479,7 @@ func TestBatcherOptionsValidation(t *testing.T) {
 
 func TestBatcherCloseDrainsQueue(t *testing.T) {
 	f := &fakeModel{gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := 0; i < 5; i++ {

@@ -8,14 +8,14 @@ import (
 // result to padded rows by repeating the last row.
 func mergeInputs(info Info, rs []*request, padded int) (map[string]Tensor, error) {
 	out := make(map[string]Tensor, len(info.Inputs))
-	for _, in := range info.Inputs {
-		first := rs[0].inputs[in.Name]
+	for i, in := range info.Inputs {
+		first := rs[0].ins[i]
 		shape := append([]int64{int64(padded)}, first.Shape[1:]...)
 		rowLen := 1
 		for _, d := range first.Shape[1:] {
 			rowLen *= int(d)
 		}
-		data, err := concatData(first.Data, rs, in.Name, rowLen, padded)
+		data, err := concatData(first.Data, rs, i, in.Name, rowLen, padded)
 		if err != nil {
 			return nil, err
 		}
@@ -24,48 +24,48 @@ func mergeInputs(info Info, rs []*request, padded int) (map[string]Tensor, error
 	return out, nil
 }
 
-func concatData(sample any, rs []*request, name string, rowLen, padded int) (any, error) {
+func concatData(sample any, rs []*request, input int, name string, rowLen, padded int) (any, error) {
 	switch sample.(type) {
 	case []float32:
-		return concat[float32](rs, name, rowLen, padded), nil
+		return concat[float32](rs, input, rowLen, padded), nil
 	case []float64:
-		return concat[float64](rs, name, rowLen, padded), nil
+		return concat[float64](rs, input, rowLen, padded), nil
 	case []int8:
-		return concat[int8](rs, name, rowLen, padded), nil
+		return concat[int8](rs, input, rowLen, padded), nil
 	case []uint8:
-		return concat[uint8](rs, name, rowLen, padded), nil
+		return concat[uint8](rs, input, rowLen, padded), nil
 	case []int16:
-		return concat[int16](rs, name, rowLen, padded), nil
+		return concat[int16](rs, input, rowLen, padded), nil
 	case []uint16:
-		return concat[uint16](rs, name, rowLen, padded), nil
+		return concat[uint16](rs, input, rowLen, padded), nil
 	case []int32:
-		return concat[int32](rs, name, rowLen, padded), nil
+		return concat[int32](rs, input, rowLen, padded), nil
 	case []uint32:
-		return concat[uint32](rs, name, rowLen, padded), nil
+		return concat[uint32](rs, input, rowLen, padded), nil
 	case []int64:
-		return concat[int64](rs, name, rowLen, padded), nil
+		return concat[int64](rs, input, rowLen, padded), nil
 	case []uint64:
-		return concat[uint64](rs, name, rowLen, padded), nil
+		return concat[uint64](rs, input, rowLen, padded), nil
 	case []bool:
-		return concat[bool](rs, name, rowLen, padded), nil
+		return concat[bool](rs, input, rowLen, padded), nil
 	case []string:
-		return concat[string](rs, name, rowLen, padded), nil
+		return concat[string](rs, input, rowLen, padded), nil
 	case []F16:
-		return concat[F16](rs, name, rowLen, padded), nil
+		return concat[F16](rs, input, rowLen, padded), nil
 	case []BF16:
-		return concat[BF16](rs, name, rowLen, padded), nil
+		return concat[BF16](rs, input, rowLen, padded), nil
 	case []complex64:
-		return concat[complex64](rs, name, rowLen, padded), nil
+		return concat[complex64](rs, input, rowLen, padded), nil
 	case []complex128:
-		return concat[complex128](rs, name, rowLen, padded), nil
+		return concat[complex128](rs, input, rowLen, padded), nil
 	}
 	return nil, fmt.Errorf("serving: input %q: cannot batch data of type %T", name, sample)
 }
 
-func concat[T any](rs []*request, name string, rowLen, padded int) []T {
+func concat[T any](rs []*request, input, rowLen, padded int) []T {
 	out := make([]T, 0, padded*rowLen)
 	for _, r := range rs {
-		out = append(out, r.inputs[name].Data.([]T)...)
+		out = append(out, r.ins[input].Data.([]T)...)
 	}
 	if rowLen > 0 {
 		last := out[len(out)-rowLen:]

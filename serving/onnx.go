@@ -239,7 +239,7 @@ func (m *ONNXModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("serving: %s: %w", m.info.Name, err)
 	}
-	if err := Validate(m.info, inputs); err != nil {
+	if _, err := validateInputs(m.info.Inputs, inputs, nil); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()

@@ -124,7 +124,8 @@ type Stats struct {
 	QueueWait Latency
 	// Run is the time the model took per batch.
 	Run Latency
-	// Latency is the whole time a successful request spent in Predict.
+	// Latency is the time from a successful request's arrival in Predict
+	// until its answer was ready.
 	Latency Latency
 	// Errors counts failed requests by kind (the ErrKind constants).
 	Errors map[string]uint64
@@ -134,9 +135,9 @@ type Stats struct {
 }
 
 type recorder struct {
-	requests, rows, batches, padding atomic.Uint64
-	queueWait, run, latency          latencyHist
-	errors                           map[string]*atomic.Uint64
+	rows, batches, padding  atomic.Uint64
+	queueWait, run, latency latencyHist
+	errors                  map[string]*atomic.Uint64
 
 	mu         sync.Mutex
 	batchSizes map[int]uint64
@@ -164,7 +165,6 @@ func (r *recorder) fail(kind string) { r.errors[kind].Add(1) }
 
 func (r *recorder) snapshot() Stats {
 	s := Stats{
-		Requests:  r.requests.Load(),
 		Rows:      r.rows.Load(),
 		Batches:   r.batches.Load(),
 		Padding:   r.padding.Load(),

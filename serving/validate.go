@@ -2,6 +2,7 @@ package serving
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -11,26 +12,50 @@ import (
 // and data lengths matching shapes. It returns an *InputError naming the
 // first bad input and saying what was got and what was wanted.
 func Validate(info Info, inputs map[string]Tensor) error {
-	for name := range inputs {
-		if _, ok := info.Input(name); !ok {
-			return &InputError{Input: name, Kind: ErrInput, Got: "an unknown input",
-				Want: "one of " + inputNames(info)}
+	_, err := validateInputs(info.Inputs, inputs, nil)
+	return err
+}
+
+// validateInputs validates inputs and appends them to ordered in the order
+// of want.
+func validateInputs(want []IOInfo, inputs map[string]Tensor, ordered []Tensor) ([]Tensor, error) {
+	// With as many tensors as inputs and every input present, no name is
+	// unknown; the scan for unknown names runs only when that fails.
+	if len(inputs) != len(want) {
+		if err := unknownInput(want, inputs); err != nil {
+			return ordered, err
 		}
 	}
-	for _, in := range info.Inputs {
+	for i := range want {
+		in := &want[i]
 		t, ok := inputs[in.Name]
 		if !ok {
-			return &InputError{Input: in.Name, Kind: ErrInput, Got: "no tensor",
+			if err := unknownInput(want, inputs); err != nil {
+				return ordered, err
+			}
+			return ordered, &InputError{Input: in.Name, Kind: ErrInput, Got: "no tensor",
 				Want: fmt.Sprintf("%s %s", in.ElementType, shapeString(in.Shape))}
 		}
 		if err := validateOne(in, t); err != nil {
-			return err
+			return ordered, err
+		}
+		ordered = append(ordered, t)
+	}
+	return ordered, nil
+}
+
+// unknownInput returns an error naming a tensor that is not an input, if any.
+func unknownInput(want []IOInfo, inputs map[string]Tensor) error {
+	for name := range inputs {
+		if !slices.ContainsFunc(want, func(in IOInfo) bool { return in.Name == name }) {
+			return &InputError{Input: name, Kind: ErrInput, Got: "an unknown input",
+				Want: "one of " + inputNames(want)}
 		}
 	}
 	return nil
 }
 
-func validateOne(in IOInfo, t Tensor) error {
+func validateOne(in *IOInfo, t Tensor) error {
 	if in.Kind != KindTensor {
 		return &InputError{Input: in.Name, Kind: ErrType, Got: "a tensor", Want: "a " + in.Kind.String()}
 	}
@@ -67,9 +92,9 @@ func validateOne(in IOInfo, t Tensor) error {
 	return nil
 }
 
-func inputNames(info Info) string {
-	names := make([]string, len(info.Inputs))
-	for i, in := range info.Inputs {
+func inputNames(want []IOInfo) string {
+	names := make([]string, len(want))
+	for i, in := range want {
 		names[i] = fmt.Sprintf("%q", in.Name)
 	}
 	sort.Strings(names)
