@@ -60,21 +60,23 @@ type BatcherOptions struct {
 // Info.Batchable) runs each request on its own, still behind the queue's
 // limits and priorities.
 type Batcher struct {
-	model   Model
-	info    Info
-	epoch   time.Time // origin of Batcher.now
-	opts    BatcherOptions
-	allowed []int
-	stats   *recorder
-	notify  chan struct{} // wakes the worker that is forming a batch
-	workers sync.WaitGroup
-	formMu  sync.Mutex // held by the one worker forming the next batch
+	model Model
+	info  Info
+	epoch time.Time // origin of Batcher.now
+	// reuseInputs: the model keeps no reference to its inputs once Predict
+	// returns, so workers reuse the merged input buffers.
+	reuseInputs bool
+	opts        BatcherOptions
+	allowed     []int
+	stats       *recorder
+	notify      chan struct{} // wakes a worker waiting to form a batch
+	workers     sync.WaitGroup
 
 	mu       sync.Mutex
 	queue    reqQueue
 	keyRows  []keyRows // queued rows per batch key (few distinct keys)
 	accepted uint64    // requests accepted into the queue
-	forming  bool      // a worker waits on notify for the head's batch
+	forming  int       // workers waiting on notify for the head's batch
 	closing  bool
 	closeErr error
 	once     sync.Once
@@ -179,6 +181,7 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 		notify:  make(chan struct{}, 1),
 		epoch:   time.Now(),
 	}
+	_, b.reuseInputs = m.(*ONNXModel)
 	b.readyAt.Store(-1)
 	b.workers.Add(opts.MaxInFlight)
 	for i := 0; i < opts.MaxInFlight; i++ {
@@ -239,10 +242,10 @@ func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[st
 	b.queue.push(r)
 	b.addRows(r.key, r.rows)
 	b.outstanding.Add(int64(r.rows))
-	// Wake the worker forming a batch only when its decision changes: the
-	// queue was empty (it waits without a timer) or the head's batch is now
-	// ready. Waking it on every request would cost a context switch each.
-	wake := b.forming && (b.queue.len() == 1 || b.ready(b.queue.head()))
+	// Wake a worker waiting to form a batch only when its decision changes:
+	// the queue was empty (it waits without a timer) or the head's batch is
+	// now ready. Waking one on every request would cost a context switch each.
+	wake := b.forming > 0 && (b.queue.len() == 1 || b.ready(b.queue.head()))
 	b.mu.Unlock()
 	if wake {
 		b.wake()
@@ -279,7 +282,7 @@ func (b *Batcher) abandon(ctx context.Context, r *request) error {
 }
 
 // leave takes a returning request's rows out of the outstanding count,
-// waking the worker forming a batch when that makes the batch ready.
+// waking a worker waiting to form a batch when that makes the batch ready.
 func (b *Batcher) leave(rows int) {
 	// Decrement, then read readyAt; the worker stores readyAt, then reads
 	// outstanding: one of the two sees the other's write.
@@ -287,7 +290,7 @@ func (b *Batcher) leave(rows int) {
 		return
 	}
 	b.mu.Lock()
-	wake := b.forming && b.queue.len() > 0 && b.ready(b.queue.head())
+	wake := b.forming > 0 && b.queue.len() > 0 && b.ready(b.queue.head())
 	b.mu.Unlock()
 	if wake {
 		b.wake()
@@ -413,19 +416,23 @@ func (b *Batcher) ready(head *request) bool {
 }
 
 // worker runs batches until the batcher is closed and its queue drained.
-// Workers take turns forming the next batch (formMu), so exactly one waits
-// for the queue while the others run models.
+// Idle workers all wait for the next batch; the readiness rules (see
+// MaxQueueDelay) keep them from splitting the queue into tiny batches.
 func (b *Batcher) worker() {
 	defer b.workers.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var buf []*request
+	var bufs []any // merged inputs' data, reused when the model allows it
+	if b.reuseInputs {
+		bufs = make([]any, len(b.info.Inputs))
+	}
 	for {
 		batch := b.next(timer, buf[:0])
 		if batch == nil {
 			return
 		}
-		b.runBatch(batch)
+		b.runBatch(batch, bufs)
 		clear(batch) // answered requests go back to the pool; hold none
 		buf = batch
 	}
@@ -435,8 +442,6 @@ func (b *Batcher) worker() {
 // company or has waited MaxQueueDelay, and returns its batch; nil once the
 // batcher is closed and the queue is empty.
 func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
-	b.formMu.Lock()
-	defer b.formMu.Unlock()
 	b.mu.Lock()
 	for {
 		if b.queue.len() == 0 {
@@ -445,12 +450,11 @@ func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
 				b.wake() // let the next worker see it too
 				return nil
 			}
-			b.forming = true
+			b.forming++
 			b.mu.Unlock()
 			<-b.notify
 			b.mu.Lock()
-			b.forming = false
-			b.readyAt.Store(-1)
+			b.stopForming()
 			continue
 		}
 		head := b.queue.head()
@@ -460,10 +464,15 @@ func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
 		}
 		if wait <= 0 {
 			batch := b.take(head, buf)
+			// Another worker may be waiting for what is left.
+			wake := b.forming > 0 && b.queue.len() > 0 && b.ready(b.queue.head())
 			b.mu.Unlock()
+			if wake {
+				b.wake()
+			}
 			return batch
 		}
-		b.forming = true
+		b.forming++
 		b.mu.Unlock()
 		timer.Reset(wait)
 		select {
@@ -472,7 +481,14 @@ func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
 		}
 		timer.Stop()
 		b.mu.Lock()
-		b.forming = false
+		b.stopForming()
+	}
+}
+
+// stopForming counts out a worker that stopped waiting; b.mu must be held.
+func (b *Batcher) stopForming() {
+	b.forming--
+	if b.forming == 0 {
 		b.readyAt.Store(-1)
 	}
 }
@@ -501,7 +517,7 @@ func (b *Batcher) take(head *request, batch []*request) []*request {
 	return batch
 }
 
-func (b *Batcher) runBatch(batch []*request) {
+func (b *Batcher) runBatch(batch []*request, bufs []any) {
 	b.inFlight.Add(1)
 	defer b.inFlight.Add(-1)
 	start := b.now()
@@ -537,7 +553,7 @@ func (b *Batcher) runBatch(batch []*request) {
 		rows += r.rows
 	}
 	padded := b.paddedSize(rows)
-	inputs, err := mergeInputs(b.info, live, padded)
+	inputs, err := mergeInputs(b.info, live, padded, bufs)
 	if err != nil {
 		b.failAll(live, err)
 		return

@@ -86,6 +86,32 @@ func BenchmarkPredict(b *testing.B) {
 	}
 }
 
+// BenchmarkPredictCancellable is BenchmarkPredict under a context that can be
+// cancelled, as in a server's request handler: the run carries options that
+// terminate it when the context ends.
+func BenchmarkPredictCancellable(b *testing.B) {
+	m, err := Load(testModel(benchModel), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			in := map[string]Tensor{"x": NewTensor([]int64{int64(batch), 64}, randomFloats(batch*64))}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Predict(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
 // BenchmarkBatcher serves single-row requests from 64 concurrent callers
 // through a Batcher with default options (max batch 64, 1ms delay, one
 // batch in flight per core) and reports rows/s and per-request latency.

@@ -5,8 +5,10 @@ import (
 )
 
 // mergeInputs concatenates the requests' inputs along axis 0 and pads the
-// result to padded rows by repeating the last row.
-func mergeInputs(info Info, rs []*request, padded int) (map[string]Tensor, error) {
+// result to padded rows by repeating the last row. With reuse (one slot per
+// input), the data is written into the slices held there when they are large
+// enough, and the slices used are kept there for the next batch.
+func mergeInputs(info Info, rs []*request, padded int, reuse []any) (map[string]Tensor, error) {
 	out := make(map[string]Tensor, len(info.Inputs))
 	for i, in := range info.Inputs {
 		first := rs[0].ins[i]
@@ -15,55 +17,67 @@ func mergeInputs(info Info, rs []*request, padded int) (map[string]Tensor, error
 		for _, d := range first.Shape[1:] {
 			rowLen *= int(d)
 		}
-		data, err := concatData(first.Data, rs, i, in.Name, rowLen, padded)
+		var prev any
+		if reuse != nil {
+			prev = reuse[i]
+		}
+		data, err := concatData(first.Data, prev, rs, i, in.Name, rowLen, padded)
 		if err != nil {
 			return nil, err
+		}
+		if reuse != nil {
+			reuse[i] = data
 		}
 		out[in.Name] = Tensor{Shape: shape, Data: data}
 	}
 	return out, nil
 }
 
-func concatData(sample any, rs []*request, input int, name string, rowLen, padded int) (any, error) {
+func concatData(sample, prev any, rs []*request, input int, name string, rowLen, padded int) (any, error) {
 	switch sample.(type) {
 	case []float32:
-		return concat[float32](rs, input, rowLen, padded), nil
+		return concat[float32](prev, rs, input, rowLen, padded), nil
 	case []float64:
-		return concat[float64](rs, input, rowLen, padded), nil
+		return concat[float64](prev, rs, input, rowLen, padded), nil
 	case []int8:
-		return concat[int8](rs, input, rowLen, padded), nil
+		return concat[int8](prev, rs, input, rowLen, padded), nil
 	case []uint8:
-		return concat[uint8](rs, input, rowLen, padded), nil
+		return concat[uint8](prev, rs, input, rowLen, padded), nil
 	case []int16:
-		return concat[int16](rs, input, rowLen, padded), nil
+		return concat[int16](prev, rs, input, rowLen, padded), nil
 	case []uint16:
-		return concat[uint16](rs, input, rowLen, padded), nil
+		return concat[uint16](prev, rs, input, rowLen, padded), nil
 	case []int32:
-		return concat[int32](rs, input, rowLen, padded), nil
+		return concat[int32](prev, rs, input, rowLen, padded), nil
 	case []uint32:
-		return concat[uint32](rs, input, rowLen, padded), nil
+		return concat[uint32](prev, rs, input, rowLen, padded), nil
 	case []int64:
-		return concat[int64](rs, input, rowLen, padded), nil
+		return concat[int64](prev, rs, input, rowLen, padded), nil
 	case []uint64:
-		return concat[uint64](rs, input, rowLen, padded), nil
+		return concat[uint64](prev, rs, input, rowLen, padded), nil
 	case []bool:
-		return concat[bool](rs, input, rowLen, padded), nil
+		return concat[bool](prev, rs, input, rowLen, padded), nil
 	case []string:
-		return concat[string](rs, input, rowLen, padded), nil
+		return concat[string](prev, rs, input, rowLen, padded), nil
 	case []F16:
-		return concat[F16](rs, input, rowLen, padded), nil
+		return concat[F16](prev, rs, input, rowLen, padded), nil
 	case []BF16:
-		return concat[BF16](rs, input, rowLen, padded), nil
+		return concat[BF16](prev, rs, input, rowLen, padded), nil
 	case []complex64:
-		return concat[complex64](rs, input, rowLen, padded), nil
+		return concat[complex64](prev, rs, input, rowLen, padded), nil
 	case []complex128:
-		return concat[complex128](rs, input, rowLen, padded), nil
+		return concat[complex128](prev, rs, input, rowLen, padded), nil
 	}
 	return nil, fmt.Errorf("serving: input %q: cannot batch data of type %T", name, sample)
 }
 
-func concat[T any](rs []*request, input, rowLen, padded int) []T {
-	out := make([]T, 0, padded*rowLen)
+func concat[T any](prev any, rs []*request, input, rowLen, padded int) []T {
+	out, ok := prev.([]T)
+	if ok && cap(out) >= padded*rowLen {
+		out = out[:0]
+	} else {
+		out = make([]T, 0, padded*rowLen)
+	}
 	for _, r := range rs {
 		out = append(out, r.ins[input].Data.([]T)...)
 	}

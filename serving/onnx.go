@@ -33,7 +33,15 @@ type ONNXModel struct {
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
+
+	// Run options (the handle that terminates a run when its context ends)
+	// are kept for reuse: creating one per run costs more than a small run.
+	roMu   sync.Mutex
+	roFree []*ort.RunOptions
 }
+
+// maxIdleRunOptions bounds the run options an ONNXModel keeps for reuse.
+const maxIdleRunOptions = 64
 
 var _ Model = (*ONNXModel)(nil)
 
@@ -280,13 +288,25 @@ func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[stri
 
 	var ro *ort.RunOptions
 	if ctx.Done() != nil {
-		ro, err = ort.NewRunOptions()
+		ro, err = m.getRunOptions()
 		if err != nil {
 			return nil, fmt.Errorf("serving: %s: run options: %v", m.info.Name, err)
 		}
-		defer ro.Destroy()
-		stop := context.AfterFunc(ctx, func() { ro.Terminate() })
-		defer stop()
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			ro.Terminate()
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired // Terminate has been called: clear it before reuse
+				if ro.UnsetTerminate() != nil {
+					ro.Destroy()
+					return
+				}
+			}
+			m.putRunOptions(ro)
+		}()
 	}
 	if err := m.session.RunWithOptions(in, out, ro); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -303,6 +323,30 @@ func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[stri
 		res[m.info.Outputs[i].Name] = gv
 	}
 	return res, nil
+}
+
+func (m *ONNXModel) getRunOptions() (*ort.RunOptions, error) {
+	m.roMu.Lock()
+	if n := len(m.roFree); n > 0 {
+		ro := m.roFree[n-1]
+		m.roFree = m.roFree[:n-1]
+		m.roMu.Unlock()
+		return ro, nil
+	}
+	m.roMu.Unlock()
+	return ort.NewRunOptions()
+}
+
+func (m *ONNXModel) putRunOptions(ro *ort.RunOptions) {
+	m.roMu.Lock()
+	if len(m.roFree) < maxIdleRunOptions {
+		m.roFree = append(m.roFree, ro)
+		ro = nil
+	}
+	m.roMu.Unlock()
+	if ro != nil {
+		ro.Destroy()
+	}
 }
 
 // RunError wraps an error ONNX Runtime returned while running a model.
@@ -411,6 +455,12 @@ func (m *ONNXModel) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.roMu.Lock()
+	for _, ro := range m.roFree {
+		ro.Destroy()
+	}
+	m.roFree = nil
+	m.roMu.Unlock()
 	if m.session == nil {
 		return nil
 	}

@@ -364,3 +364,27 @@ func TestZeroRows(t *testing.T) {
 	require.ErrorIs(t, err, ErrShape)
 	require.ErrorContains(t, err, "at least 1 row")
 }
+
+func TestCancelTerminatesRunAndModelStaysUsable(t *testing.T) {
+	m := load(t, benchModel, Options{})
+	const rows = 200_000 // a run of a few hundred milliseconds
+	big := map[string]Tensor{"x": NewTensor([]int64{rows, 64}, make([]float32, rows*64))}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err := m.Predict(ctx, big)
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "run terminated")
+
+	// The terminated run's options are reused with the flag cleared: later
+	// runs under live contexts complete.
+	one := map[string]Tensor{"x": NewTensor([]int64{1, 64}, randomFloats(64))}
+	want, err := m.Predict(context.Background(), one)
+	require.NoError(t, err)
+	for i := 0; i < 20; i++ {
+		live, stop := context.WithCancel(context.Background())
+		got, err := m.Predict(live, one)
+		stop()
+		require.NoError(t, err)
+		require.Equal(t, want["y"].Tensor.Data, got["y"].Tensor.Data)
+	}
+}
