@@ -105,7 +105,8 @@ type result struct {
 type request struct {
 	ctx    context.Context
 	inputs map[string]Tensor
-	ins    []Tensor // inputs in the model's input order
+	ins    []Tensor          // inputs in the model's input order
+	into   map[string]Tensor // PredictInto's out map, else nil
 	rows   int
 	key    uint64 // hash of the non-batch dimensions; equal keys are checked exactly
 	prio   int
@@ -209,6 +210,30 @@ func (b *Batcher) Stats() Stats {
 // the context's error when ctx ends first (a request still queued then is
 // dropped before its batch runs). Priority comes from WithPriority.
 func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
+	return b.submit(ctx, inputs, nil)
+}
+
+// PredictInto is Predict for callers that reuse their output buffers, so
+// that serving a request allocates nothing: it writes the request's share
+// of every output into out, reusing the tensor already there when its data
+// is a slice of the output's element type and the answer's length (as out
+// holds after a call with the same row count); otherwise it stores a new
+// tensor. The model's outputs must all be tensors (use Predict for
+// sequences and maps). Errors are Predict's.
+func (b *Batcher) PredictInto(ctx context.Context, inputs map[string]Tensor, out map[string]Tensor) error {
+	if out == nil {
+		return fmt.Errorf("serving: %s: PredictInto needs a non-nil out map", b.info.Name)
+	}
+	for _, o := range b.info.Outputs {
+		if o.Kind != KindTensor {
+			return fmt.Errorf("serving: %s: output %q is a %s; PredictInto returns tensors only, use Predict", b.info.Name, o.Name, o.Kind)
+		}
+	}
+	_, err := b.submit(ctx, inputs, out)
+	return err
+}
+
+func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map[string]Tensor) (map[string]Value, error) {
 	if err := ctx.Err(); err != nil {
 		b.stats.fail(ctxKind(err))
 		return nil, fmt.Errorf("serving: %s: %w", b.info.Name, err)
@@ -223,7 +248,7 @@ func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[st
 		b.stats.fail(ErrKindInput)
 		return nil, err
 	}
-	r.ctx, r.inputs, r.prio, r.enq = ctx, inputs, priorityOf(ctx), b.now()
+	r.ctx, r.inputs, r.into, r.prio, r.enq = ctx, inputs, into, priorityOf(ctx), b.now()
 
 	b.mu.Lock()
 	if b.closing {
@@ -298,7 +323,7 @@ func (b *Batcher) leave(rows int) {
 }
 
 func (b *Batcher) recycle(r *request) {
-	r.ctx, r.inputs, r.rows, r.key = nil, nil, 0, 0
+	r.ctx, r.inputs, r.into, r.rows, r.key = nil, nil, nil, 0, 0
 	clear(r.ins)
 	requestPool.Put(r)
 }
@@ -540,6 +565,10 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 			ctx = r.ctx // a request run alone may be terminated by its caller
 		}
 		out, err := b.model.Predict(ctx, r.inputs)
+		if err == nil && r.into != nil {
+			err = fillFromValues(r.into, out)
+			out = nil
+		}
 		end := b.now()
 		b.stats.batch(r.rows, 0, end-start)
 		if err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +123,7 @@ func TestBatchedEqualsAlone(t *testing.T) {
 			for i := range reqs {
 				reqs[i] = randomInputs(info, 1+rng.IntN(3), dyn[i%len(dyn)], rng)
 			}
+			tensorsOnly := !slices.ContainsFunc(info.Outputs, func(o IOInfo) bool { return o.Kind != KindTensor })
 			got := make([]map[string]Value, n)
 			errs := make([]error, n)
 			var wg sync.WaitGroup
@@ -129,6 +131,20 @@ func TestBatchedEqualsAlone(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					if i%2 == 1 && tensorsOnly {
+						// Half the requests reuse output buffers that do not fit.
+						into := map[string]Tensor{}
+						for _, o := range info.Outputs {
+							into[o.Name] = Tensor{Shape: []int64{9}, Data: []float32{0}}
+						}
+						if errs[i] = b.PredictInto(context.Background(), reqs[i], into); errs[i] == nil {
+							got[i] = map[string]Value{}
+							for name, t := range into {
+								got[i][name] = TensorValue(t)
+							}
+						}
+						return
+					}
 					got[i], errs[i] = b.Predict(context.Background(), reqs[i])
 				}()
 			}
@@ -620,4 +636,103 @@ func TestHistogramBuckets(t *testing.T) {
 			break
 		}
 	}
+}
+
+func TestPredictIntoReusesBuffers(t *testing.T) {
+	m, err := Load(testModel("multi_io"), Options{})
+	require.NoError(t, err)
+	b, err := NewBatcher(m, BatcherOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	rng := rand.New(rand.NewPCG(3, 3))
+	info := b.Info()
+	out := map[string]Tensor{}
+	var first map[string]any
+	for i := 0; i < 5; i++ {
+		in := randomInputs(info, 2, []int64{1}, rng)
+		require.NoError(t, b.PredictInto(context.Background(), in, out))
+		want, err := m.Predict(context.Background(), in)
+		require.NoError(t, err)
+		got := map[string]Value{}
+		data := map[string]any{}
+		for name, t := range out {
+			got[name] = TensorValue(t)
+			data[name] = t.Data
+		}
+		requireSameValues(t, want, got, "call %d", i)
+		if first == nil {
+			first = data
+			continue
+		}
+		for name := range data {
+			// Same slice header in the interface: the buffer was written in place.
+			require.Same(t, dataPtr(first[name]), dataPtr(data[name]), "output %q reused", name)
+		}
+	}
+}
+
+func dataPtr(d any) any {
+	switch x := d.(type) {
+	case []float32:
+		return &x[0]
+	case []float64:
+		return &x[0]
+	case []int64:
+		return &x[0]
+	case []int32:
+		return &x[0]
+	case []bool:
+		return &x[0]
+	}
+	panic(fmt.Sprintf("dataPtr: %T", d))
+}
+
+func TestPredictIntoErrors(t *testing.T) {
+	m, err := Load(testModel("sequence"), Options{})
+	require.NoError(t, err)
+	b, err := NewBatcher(m, BatcherOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	in := randomInputs(b.Info(), 1, []int64{1}, rand.New(rand.NewPCG(1, 1)))
+	err = b.PredictInto(context.Background(), in, map[string]Tensor{})
+	require.ErrorContains(t, err, "use Predict")
+
+	f, err := NewBatcher(&fakeModel{}, BatcherOptions{})
+	require.NoError(t, err)
+	defer f.Close()
+	require.ErrorContains(t, f.PredictInto(context.Background(), row(1, 1), nil), "non-nil out map")
+	out := map[string]Tensor{}
+	require.ErrorIs(t, f.PredictInto(context.Background(), map[string]Tensor{"nope": row(1, 1)["x"]}, out), ErrInput)
+	require.Empty(t, out, "a rejected request leaves out untouched")
+	require.NoError(t, f.PredictInto(context.Background(), row(4, 3), out))
+	require.Equal(t, Tensor{Shape: []int64{1, 3}, Data: []float32{8, 8, 8}}, out["y"])
+}
+
+func TestPredictIntoConcurrentReuse(t *testing.T) {
+	m, err := Load(testModel("mlp"), Options{})
+	require.NoError(t, err)
+	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true, MaxQueueDelay: 5 * time.Millisecond, AlwaysWait: true})
+	require.NoError(t, err)
+	defer m.Close()
+	info := b.Info()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			out := map[string]Tensor{}
+			for i := 0; i < 20; i++ {
+				in := randomInputs(info, 1, []int64{1}, rng)
+				require.NoError(t, b.PredictInto(context.Background(), in, out))
+				want, err := m.Predict(context.Background(), in)
+				require.NoError(t, err)
+				require.Equal(t, want["y"].Tensor, out["y"])
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, b.Close())
+	st := b.Stats()
+	require.Less(t, st.Batches, st.Requests, "requests were merged")
 }

@@ -127,9 +127,38 @@ func BenchmarkBatcher(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer bt.Close()
-			runCallers(b, callers, func(ctx context.Context, in map[string]Tensor) error {
+			runCallers(b, callers, func(ctx context.Context, _ int, in map[string]Tensor) error {
 				_, err := bt.Predict(ctx, in)
 				return err
+			}, 64)
+			st := bt.Stats()
+			if st.Batches > 0 {
+				b.ReportMetric(float64(st.Rows)/float64(st.Batches), "rows/batch")
+			}
+		})
+	}
+}
+
+// BenchmarkBatcherInto is BenchmarkBatcher with each caller reusing its
+// output buffers through PredictInto, so answering allocates nothing.
+func BenchmarkBatcherInto(b *testing.B) {
+	for _, callers := range []int{64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			m, err := Load(testModel(benchModel), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bt, err := NewBatcher(m, BatcherOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bt.Close()
+			outs := make([]map[string]Tensor, callers)
+			for i := range outs {
+				outs[i] = map[string]Tensor{}
+			}
+			runCallers(b, callers, func(ctx context.Context, c int, in map[string]Tensor) error {
+				return bt.PredictInto(ctx, in, outs[c])
 			}, 64)
 			st := bt.Stats()
 			if st.Batches > 0 {
@@ -154,7 +183,7 @@ func BenchmarkBatcherMaxBatch(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer bt.Close()
-			runCallers(b, 64, func(ctx context.Context, in map[string]Tensor) error {
+			runCallers(b, 64, func(ctx context.Context, _ int, in map[string]Tensor) error {
 				_, err := bt.Predict(ctx, in)
 				return err
 			}, 64)
@@ -164,7 +193,7 @@ func BenchmarkBatcherMaxBatch(b *testing.B) {
 
 // runCallers runs b.N single-row requests spread over callers goroutines and
 // reports rows/s and the p50/p99 request latency.
-func runCallers(b *testing.B, callers int, predict func(context.Context, map[string]Tensor) error, width int) {
+func runCallers(b *testing.B, callers int, predict func(ctx context.Context, caller int, in map[string]Tensor) error, width int) {
 	inputs := make([]map[string]Tensor, callers)
 	for i := range inputs {
 		inputs[i] = map[string]Tensor{"x": NewTensor([]int64{1, int64(width)}, randomFloats(width))}
@@ -185,7 +214,7 @@ func runCallers(b *testing.B, callers int, predict func(context.Context, map[str
 			defer wg.Done()
 			t0 := time.Now() // one clock read per request: each end is the next start
 			for next.Add(1) <= int64(b.N) {
-				if err := predict(ctx, inputs[c]); err != nil {
+				if err := predict(ctx, c, inputs[c]); err != nil {
 					b.Error(err)
 					return
 				}
@@ -231,7 +260,7 @@ func BenchmarkBatcherOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer bt.Close()
-			runCallers(b, callers, func(ctx context.Context, in map[string]Tensor) error {
+			runCallers(b, callers, func(ctx context.Context, _ int, in map[string]Tensor) error {
 				_, err := bt.Predict(ctx, in)
 				return err
 			}, 4)

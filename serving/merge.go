@@ -96,8 +96,10 @@ func concat[T any](prev any, rs []*request, input, rowLen, padded int) []T {
 // sequences whose length is the batch size are split by element.
 func splitOutputs(out map[string]Value, rs []*request, padded int) ([]map[string]Value, error) {
 	parts := make([]map[string]Value, len(rs))
-	for i := range parts {
-		parts[i] = make(map[string]Value, len(out))
+	for i, r := range rs {
+		if r.into == nil {
+			parts[i] = make(map[string]Value, len(out))
+		}
 	}
 	for name, v := range out {
 		switch v.Kind {
@@ -111,9 +113,21 @@ func splitOutputs(out map[string]Value, rs []*request, padded int) ([]map[string
 				rowLen *= int(d)
 			}
 			rank := len(t.Shape)
-			shapes := make([]int64, rank*len(rs)) // one allocation for every share's shape
+			var shapes []int64 // one allocation for every share's shape
 			off := 0
 			for i, r := range rs {
+				if r.into != nil {
+					into, err := fillRows(r.into[name], t.Data, off*rowLen, (off+r.rows)*rowLen, int64(r.rows), t.Shape[1:])
+					if err != nil {
+						return nil, fmt.Errorf("serving: output %q: %w", name, err)
+					}
+					r.into[name] = into
+					off += r.rows
+					continue
+				}
+				if shapes == nil {
+					shapes = make([]int64, rank*len(rs))
+				}
 				shape := shapes[i*rank : (i+1)*rank : (i+1)*rank]
 				shape[0] = int64(r.rows)
 				copy(shape[1:], t.Shape[1:])
@@ -130,6 +144,9 @@ func splitOutputs(out map[string]Value, rs []*request, padded int) ([]map[string
 			}
 			off := 0
 			for i, r := range rs {
+				if r.into != nil {
+					return nil, fmt.Errorf("serving: output %q is a sequence; PredictInto returns tensors only", name)
+				}
 				parts[i][name] = Value{Kind: KindSequence, Sequence: v.Sequence[off : off+r.rows : off+r.rows]}
 				off += r.rows
 			}
@@ -176,4 +193,84 @@ func sliceRows(data any, lo, hi int) (any, error) {
 		return d[lo:hi:hi], nil
 	}
 	return nil, fmt.Errorf("cannot split data of type %T", data)
+}
+
+// fillFromValues stores whole tensor outputs into into, reusing its tensors
+// where they fit (see Batcher.PredictInto).
+func fillFromValues(into map[string]Tensor, out map[string]Value) error {
+	for name, v := range out {
+		if v.Kind != KindTensor {
+			return fmt.Errorf("serving: output %q is a %s; PredictInto returns tensors only", name, v.Kind)
+		}
+		n := v.Tensor.Len()
+		rows := int64(1)
+		var rest []int64
+		if len(v.Tensor.Shape) > 0 {
+			rows, rest = v.Tensor.Shape[0], v.Tensor.Shape[1:]
+		}
+		t, err := fillRows(into[name], v.Tensor.Data, 0, n, rows, rest)
+		if err != nil {
+			return fmt.Errorf("serving: output %q: %w", name, err)
+		}
+		if len(v.Tensor.Shape) == 0 {
+			t.Shape = t.Shape[:0] // a scalar
+		}
+		into[name] = t
+	}
+	return nil
+}
+
+// fillRows writes src[lo:hi] into dst's data, with shape [rows, rest...],
+// reusing dst's data and shape slices when they fit.
+func fillRows(dst Tensor, src any, lo, hi int, rows int64, rest []int64) (Tensor, error) {
+	switch s := src.(type) {
+	case []float32:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []float64:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []int8:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []uint8:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []int16:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []uint16:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []int32:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []uint32:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []int64:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []uint64:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []bool:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []string:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []F16:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []BF16:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []complex64:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	case []complex128:
+		return fillInto(dst, s[lo:hi], rows, rest), nil
+	}
+	return dst, fmt.Errorf("cannot copy data of type %T", src)
+}
+
+func fillInto[T any](dst Tensor, src []T, rows int64, rest []int64) Tensor {
+	if d, ok := dst.Data.([]T); ok && len(d) == len(src) {
+		copy(d, src) // dst.Data keeps its slice: no allocation
+	} else {
+		dst.Data = append([]T(nil), src...)
+	}
+	if cap(dst.Shape) < 1+len(rest) {
+		dst.Shape = make([]int64, 1+len(rest))
+	}
+	dst.Shape = dst.Shape[:1+len(rest)]
+	dst.Shape[0] = rows
+	copy(dst.Shape[1:], rest)
+	return dst
 }
