@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,13 +198,18 @@ func runCallers(b *testing.B, callers int, predict func(ctx context.Context, cal
 		inputs[i] = map[string]Tensor{"x": NewTensor([]int64{1, int64(width)}, randomFloats(width))}
 	}
 	lat := make([][]time.Duration, callers)
-	var next atomic.Int64
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	b.ReportAllocs()
+	share := func(c int) int { // b.N split evenly over the callers
+		n := b.N / callers
+		if c < b.N%callers {
+			n++
+		}
+		return n
+	}
 	for c := 0; c < callers; c++ {
-		// Room for twice a fair share, so recording latencies rarely grows a slice.
-		lat[c] = make([]time.Duration, 0, 2*b.N/callers+16)
+		lat[c] = make([]time.Duration, 0, share(c))
 	}
 	b.ResetTimer()
 	for c := 0; c < callers; c++ {
@@ -213,7 +217,7 @@ func runCallers(b *testing.B, callers int, predict func(ctx context.Context, cal
 		go func() {
 			defer wg.Done()
 			t0 := time.Now() // one clock read per request: each end is the next start
-			for next.Add(1) <= int64(b.N) {
+			for range share(c) {
 				if err := predict(ctx, c, inputs[c]); err != nil {
 					b.Error(err)
 					return
