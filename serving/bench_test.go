@@ -61,6 +61,61 @@ func BenchmarkRawRun(b *testing.B) {
 	}
 }
 
+// BenchmarkRawRunParallel is the machine's ceiling for the batcher's shape of
+// work: two goroutines, each running its own AdvancedSession (one intra-op
+// thread) at 32 rows, which is how the batcher splits 64 waiting callers
+// over two batches in flight.
+func BenchmarkRawRunParallel(b *testing.B) {
+	if err := ortenv.Init(""); err != nil {
+		b.Fatal(err)
+	}
+	const batch, goroutines = 32, 2
+	b.Run(fmt.Sprintf("batch=%d/goroutines=%d", batch, goroutines), func(b *testing.B) {
+		so, err := ort.NewSessionOptions()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer so.Destroy()
+		so.SetIntraOpNumThreads(1)
+		so.SetInterOpNumThreads(1)
+		sessions := make([]*ort.AdvancedSession, goroutines)
+		for i := range sessions {
+			x, err := ort.NewTensor(ort.NewShape(batch, 64), randomFloats(batch*64))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer x.Destroy()
+			y, err := ort.NewEmptyTensor[float32](ort.NewShape(batch, 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer y.Destroy()
+			if sessions[i], err = ort.NewAdvancedSession(testModel(benchModel), []string{"x"}, []string{"y"},
+				[]ort.Value{x}, []ort.Value{y}, so); err != nil {
+				b.Fatal(err)
+			}
+			defer sessions[i].Destroy()
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for _, s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < b.N/goroutines; i++ {
+					if err := s.Run(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N/goroutines*goroutines*batch)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
 // BenchmarkPredict is ONNXModel.Predict (validation, Go<->ORT copies) at
 // batch 1 and 64, one goroutine: the cost of the safe API over RawRun.
 func BenchmarkPredict(b *testing.B) {
