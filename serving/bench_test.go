@@ -118,7 +118,14 @@ func BenchmarkRawRunParallel(b *testing.B) {
 
 // BenchmarkPredict is ONNXModel.Predict (validation, Go<->ORT copies) at
 // batch 1 and 64, one goroutine: the cost of the safe API over RawRun.
-func BenchmarkPredict(b *testing.B) {
+func BenchmarkPredict(b *testing.B) { benchPredict(b, false) }
+
+// BenchmarkPredictCancellable is BenchmarkPredict under a context that can be
+// cancelled, as in a server's request handler: the run carries options that
+// terminate it when the context ends.
+func BenchmarkPredictCancellable(b *testing.B) { benchPredict(b, true) }
+
+func benchPredict(b *testing.B, cancellable bool) {
 	m, err := Load(testModel(benchModel), Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -128,32 +135,11 @@ func BenchmarkPredict(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			in := map[string]Tensor{"x": NewTensor([]int64{int64(batch), 64}, randomFloats(batch*64))}
 			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := m.Predict(ctx, in); err != nil {
-					b.Fatal(err)
-				}
+			if cancellable {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
 			}
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
-		})
-	}
-}
-
-// BenchmarkPredictCancellable is BenchmarkPredict under a context that can be
-// cancelled, as in a server's request handler: the run carries options that
-// terminate it when the context ends.
-func BenchmarkPredictCancellable(b *testing.B) {
-	m, err := Load(testModel(benchModel), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	for _, batch := range []int{1, 64} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			in := map[string]Tensor{"x": NewTensor([]int64{int64(batch), 64}, randomFloats(batch*64))}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -169,33 +155,13 @@ func BenchmarkPredictCancellable(b *testing.B) {
 // BenchmarkBatcher serves single-row requests from 64 concurrent callers
 // through a Batcher with default options (max batch 64, 1ms delay, one
 // batch in flight per core) and reports rows/s and per-request latency.
-func BenchmarkBatcher(b *testing.B) {
-	for _, callers := range []int{64} {
-		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			m, err := Load(testModel(benchModel), Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			bt, err := NewBatcher(m, BatcherOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer bt.Close()
-			runCallers(b, callers, func(ctx context.Context, _ int, in map[string]Tensor) error {
-				_, err := bt.Predict(ctx, in)
-				return err
-			}, 64)
-			st := bt.Stats()
-			if st.Batches > 0 {
-				b.ReportMetric(float64(st.Rows)/float64(st.Batches), "rows/batch")
-			}
-		})
-	}
-}
+func BenchmarkBatcher(b *testing.B) { benchBatcher(b, false) }
 
 // BenchmarkBatcherInto is BenchmarkBatcher with each caller reusing its
 // output buffers through PredictInto, so answering allocates nothing.
-func BenchmarkBatcherInto(b *testing.B) {
+func BenchmarkBatcherInto(b *testing.B) { benchBatcher(b, true) }
+
+func benchBatcher(b *testing.B, into bool) {
 	for _, callers := range []int{64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			m, err := Load(testModel(benchModel), Options{})
@@ -212,7 +178,11 @@ func BenchmarkBatcherInto(b *testing.B) {
 				outs[i] = map[string]Tensor{}
 			}
 			runCallers(b, callers, func(ctx context.Context, c int, in map[string]Tensor) error {
-				return bt.PredictInto(ctx, in, outs[c])
+				if into {
+					return bt.PredictInto(ctx, in, outs[c])
+				}
+				_, err := bt.Predict(ctx, in)
+				return err
 			}, 64)
 			st := bt.Stats()
 			if st.Batches > 0 {
