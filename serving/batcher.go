@@ -240,7 +240,7 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 	}
 	r := requestPool.Get().(*request)
 	var err error
-	if r.ins, err = validateInputs(b.info.Inputs, inputs, r.ins[:0]); err == nil && b.info.Batchable {
+	if r.ins, err = validateInputs(b.info.Inputs, inputs, r.ins[:0], true); err == nil && b.info.Batchable {
 		r.rows, r.key, err = batchKey(b.info.Inputs, r.ins)
 	}
 	if err != nil {

@@ -247,7 +247,7 @@ func (m *ONNXModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("serving: %s: %w", m.info.Name, err)
 	}
-	if _, err := validateInputs(m.info.Inputs, inputs, nil); err != nil {
+	if _, err := validateInputs(m.info.Inputs, inputs, nil, false); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()

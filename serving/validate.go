@@ -12,13 +12,13 @@ import (
 // and data lengths matching shapes. It returns an *InputError naming the
 // first bad input and saying what was got and what was wanted.
 func Validate(info Info, inputs map[string]Tensor) error {
-	_, err := validateInputs(info.Inputs, inputs, nil)
+	_, err := validateInputs(info.Inputs, inputs, nil, false)
 	return err
 }
 
-// validateInputs validates inputs and appends them to ordered in the order
-// of want.
-func validateInputs(want []IOInfo, inputs map[string]Tensor, ordered []Tensor) ([]Tensor, error) {
+// validateInputs validates inputs and, when collect is set, appends them to
+// ordered in the order of want.
+func validateInputs(want []IOInfo, inputs map[string]Tensor, ordered []Tensor, collect bool) ([]Tensor, error) {
 	// With as many tensors as inputs and every input present, no name is
 	// unknown; the scan for unknown names runs only when that fails.
 	if len(inputs) != len(want) {
@@ -39,7 +39,9 @@ func validateInputs(want []IOInfo, inputs map[string]Tensor, ordered []Tensor) (
 		if err := validateOne(in, t); err != nil {
 			return ordered, err
 		}
-		ordered = append(ordered, t)
+		if collect {
+			ordered = append(ordered, t)
+		}
 	}
 	return ordered, nil
 }
