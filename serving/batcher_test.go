@@ -736,3 +736,31 @@ func TestPredictIntoConcurrentReuse(t *testing.T) {
 	st := b.Stats()
 	require.Less(t, st.Batches, st.Requests, "requests were merged")
 }
+
+// TestBatcherKeepsBatchesLargeUnderLoad guards the readiness rules against
+// collapsing into tiny batches: with 64 callers each waiting on its answer,
+// batches should hold a large share of them.
+func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
+	m, err := Load(testModel(benchModel), Options{})
+	require.NoError(t, err)
+	b, err := NewBatcher(m, BatcherOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	in := map[string]Tensor{"x": NewTensor([]int64{1, 64}, randomFloats(64))}
+	var wg sync.WaitGroup
+	for c := 0; c < 64; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				_, err := b.Predict(context.Background(), in)
+				require.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	st := b.Stats()
+	mean := float64(st.Rows) / float64(st.Batches)
+	t.Logf("%d rows in %d batches, %.1f rows per batch", st.Rows, st.Batches, mean)
+	require.Greater(t, mean, 8.0, "batches stay large while every caller waits")
+}
