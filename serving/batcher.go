@@ -115,8 +115,8 @@ type request struct {
 	queued bool
 }
 
-// requests are recycled once their caller has received the result; a
-// request abandoned by its caller after being taken into a batch is not.
+// requests are recycled by their caller once the batch holding them has
+// answered.
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan result, 1)} }}
 
 type priorityKey struct{}
@@ -207,8 +207,12 @@ func (b *Batcher) Stats() Stats {
 
 // Predict queues the request and waits for its share of a batch. It returns
 // ErrOverloaded at once when the queue is full, ErrClosed after Close, and
-// the context's error when ctx ends first (a request still queued then is
-// dropped before its batch runs). Priority comes from WithPriority.
+// the context's error when ctx ends first: a request still queued then is
+// dropped at once; one already in a batch returns when that batch is done
+// with it (a batch that has not started skips it; a running batch, shared
+// with other callers, is not cut short, except a request run alone on a
+// model that cannot batch, whose run ctx terminates). The batcher never
+// touches inputs after Predict returns. Priority comes from WithPriority.
 func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
 	return b.submit(ctx, inputs, nil)
 }
@@ -291,17 +295,20 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 	return res.out, res.err
 }
 
-// abandon answers a request whose context ended while it waited: a request
-// still queued leaves the queue; one already taken into a batch is left to
-// that batch, which skips it before the run or discards its answer.
+// abandon answers a request whose context ended while it waited. A request
+// still queued leaves the queue at once. One already taken into a batch
+// waits for that batch to be done with it (the batch reads its inputs and
+// may write PredictInto's outputs, which the caller owns again once it
+// returns); the batch skips it if it has not started running.
 func (b *Batcher) abandon(ctx context.Context, r *request) error {
-	b.leave(r.rows)
 	b.mu.Lock()
 	queued := b.remove(r)
 	b.mu.Unlock()
-	if queued {
-		b.recycle(r) // no batch holds it
+	if !queued {
+		<-r.done
 	}
+	b.leave(r.rows)
+	b.recycle(r)
 	b.stats.fail(ctxKind(ctx.Err()))
 	return fmt.Errorf("serving: %s: %w", b.info.Name, ctx.Err())
 }
@@ -549,7 +556,9 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			// Dropped before the run; Predict has answered (or will) with ctx's error.
+			// Dropped before the run: its caller returns ctx's error (and
+			// counts it) once told that the batch is done with it.
+			r.done <- result{err: err}
 			continue
 		}
 		b.stats.queueWait.observe(start - r.enq)

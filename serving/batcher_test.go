@@ -764,3 +764,33 @@ func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 	t.Logf("%d rows in %d batches, %.1f rows per batch", st.Rows, st.Batches, mean)
 	require.Greater(t, mean, 8.0, "batches stay large while every caller waits")
 }
+
+func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
+	f := &fakeModel{gate: make(chan struct{})}
+	b, err := NewBatcher(f, BatcherOptions{MaxInFlight: 1})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := row(1, 2)
+	out := map[string]Tensor{}
+	errc := make(chan error, 1)
+	go func() { errc <- b.PredictInto(ctx, in, out) }()
+	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		t.Fatalf("returned (%v) while its batch still held its inputs and outputs", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(f.gate)
+	require.ErrorIs(t, <-errc, context.Canceled)
+	// The caller owns its buffers again; the race detector would report a
+	// batch still writing to them.
+	in["x"].Data.([]float32)[0] = 7
+	out["y"] = Tensor{}
+	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindCanceled])
+
+	res, err := b.Predict(context.Background(), row(2, 1))
+	require.NoError(t, err, "the batcher keeps serving")
+	require.Equal(t, []float32{4}, res["y"].Tensor.Data)
+}
