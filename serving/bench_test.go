@@ -21,34 +21,9 @@ const benchModel = "bench_mlp"
 // preallocated tensors, one session and one intra-op thread, called from one
 // goroutine. It reports rows/s at batch 1 and batch 64.
 func BenchmarkRawRun(b *testing.B) {
-	if err := ortenv.Init(""); err != nil {
-		b.Fatal(err)
-	}
 	for _, batch := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			x, err := ort.NewTensor(ort.NewShape(int64(batch), 64), randomFloats(batch*64))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer x.Destroy()
-			y, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(batch), 1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer y.Destroy()
-			so, err := ort.NewSessionOptions()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer so.Destroy()
-			so.SetIntraOpNumThreads(1)
-			so.SetInterOpNumThreads(1)
-			s, err := ort.NewAdvancedSession(testModel(benchModel), []string{"x"}, []string{"y"},
-				[]ort.Value{x}, []ort.Value{y}, so)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Destroy()
+			s := rawSession(b, batch)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -66,35 +41,11 @@ func BenchmarkRawRun(b *testing.B) {
 // thread) at 32 rows, which is how the batcher splits 64 waiting callers
 // over two batches in flight.
 func BenchmarkRawRunParallel(b *testing.B) {
-	if err := ortenv.Init(""); err != nil {
-		b.Fatal(err)
-	}
 	const batch, goroutines = 32, 2
 	b.Run(fmt.Sprintf("batch=%d/goroutines=%d", batch, goroutines), func(b *testing.B) {
-		so, err := ort.NewSessionOptions()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer so.Destroy()
-		so.SetIntraOpNumThreads(1)
-		so.SetInterOpNumThreads(1)
 		sessions := make([]*ort.AdvancedSession, goroutines)
 		for i := range sessions {
-			x, err := ort.NewTensor(ort.NewShape(batch, 64), randomFloats(batch*64))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer x.Destroy()
-			y, err := ort.NewEmptyTensor[float32](ort.NewShape(batch, 1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer y.Destroy()
-			if sessions[i], err = ort.NewAdvancedSession(testModel(benchModel), []string{"x"}, []string{"y"},
-				[]ort.Value{x}, []ort.Value{y}, so); err != nil {
-				b.Fatal(err)
-			}
-			defer sessions[i].Destroy()
+			sessions[i] = rawSession(b, batch)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -114,6 +65,39 @@ func BenchmarkRawRunParallel(b *testing.B) {
 		wg.Wait()
 		b.ReportMetric(float64(b.N/goroutines*goroutines*batch)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// rawSession opens bench_mlp as an AdvancedSession with one intra-op thread
+// and preallocated tensors of batch rows, freed when b ends.
+func rawSession(b *testing.B, batch int) *ort.AdvancedSession {
+	b.Helper()
+	if err := ortenv.Init(""); err != nil {
+		b.Fatal(err)
+	}
+	x, err := ort.NewTensor(ort.NewShape(int64(batch), 64), randomFloats(batch*64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { x.Destroy() })
+	y, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(batch), 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { y.Destroy() })
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer so.Destroy()
+	so.SetIntraOpNumThreads(1)
+	so.SetInterOpNumThreads(1)
+	s, err := ort.NewAdvancedSession(testModel(benchModel), []string{"x"}, []string{"y"},
+		[]ort.Value{x}, []ort.Value{y}, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Destroy() })
+	return s
 }
 
 // BenchmarkPredict is ONNXModel.Predict (validation, Go<->ORT copies) at
