@@ -81,8 +81,8 @@ type Batcher struct {
 	closeErr error
 	once     sync.Once
 	inFlight atomic.Int32
-	// outstanding counts the rows of requests inside Predict past the
-	// queue: queued, running, or answered but not yet returned.
+	// outstanding counts the rows of requests inside Predict past
+	// validation: queueing, queued, running, or answered but not returned.
 	outstanding atomic.Int64
 	// readyAt is the outstanding row count at or below which the head's
 	// batch becomes ready while a worker waits for it, else -1: a caller
@@ -254,15 +254,21 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 	}
 	r.ctx, r.inputs, r.into, r.prio, r.enq = ctx, inputs, into, priorityOf(ctx), b.now()
 
+	// Count the rows as outstanding before waiting for the lock: callers
+	// held up there are about to queue, and a batch that ignored them would
+	// run small, answer fast, and keep the queue short and batches small.
+	b.outstanding.Add(int64(r.rows))
 	b.mu.Lock()
 	if b.closing {
 		b.mu.Unlock()
+		b.leave(r.rows)
 		b.recycle(r)
 		b.stats.fail(ErrKindClosed)
 		return nil, ErrClosed
 	}
 	if b.queue.len() >= b.opts.MaxQueueLength {
 		b.mu.Unlock()
+		b.leave(r.rows)
 		b.recycle(r)
 		b.stats.fail(ErrKindOverloaded)
 		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.info.Name)
@@ -270,7 +276,6 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 	b.accepted++
 	b.queue.push(r)
 	b.addRows(r.key, r.rows)
-	b.outstanding.Add(int64(r.rows))
 	// Wake a worker waiting to form a batch only when its decision changes:
 	// the queue was empty (it waits without a timer) or the head's batch is
 	// now ready. Waking one on every request would cost a context switch each.

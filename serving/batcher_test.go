@@ -170,12 +170,13 @@ func TestBatchedEqualsAlone(t *testing.T) {
 // fakeModel doubles its float32 input "x" ([batch, k]) and records the
 // row count of every run. A non-nil gate blocks runs until it is closed.
 type fakeModel struct {
-	mu     sync.Mutex
-	runs   []int
-	firsts []float32 // first element of each run
-	gate   chan struct{}
-	fail   error
-	closed bool
+	mu      sync.Mutex
+	runs    []int
+	firsts  []float32     // first element of each run
+	entered chan struct{} // when set, told of each run before it waits on gate
+	gate    chan struct{}
+	fail    error
+	closed  bool
 }
 
 func (f *fakeModel) Info() Info {
@@ -188,6 +189,9 @@ func (f *fakeModel) Info() Info {
 }
 
 func (f *fakeModel) Predict(ctx context.Context, in map[string]Tensor) (map[string]Value, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
 	if f.gate != nil {
 		<-f.gate
 	}
@@ -750,7 +754,7 @@ func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 	defer b.Close()
 	in := map[string]Tensor{"x": NewTensor([]int64{1, 64}, randomFloats(64))}
 	const callers, each = 64, 200
-	var done atomic.Int64
+	var done, failed atomic.Int64
 	var mid [2]Stats
 	var once [2]sync.Once
 	var wg sync.WaitGroup
@@ -758,9 +762,13 @@ func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Nothing but Predict in the loop: callers that spend their time
+			// elsewhere (the test framework's locks, say) are rarely waiting,
+			// and then small batches are the right answer.
 			for i := 0; i < each; i++ {
-				_, err := b.Predict(context.Background(), in)
-				require.NoError(t, err)
+				if _, err := b.Predict(context.Background(), in); err != nil {
+					failed.Add(1)
+				}
 				switch done.Add(1) {
 				case callers * each / 4:
 					once[0].Do(func() { mid[0] = b.Stats() })
@@ -771,14 +779,15 @@ func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	require.Zero(t, failed.Load())
 	rows, batches := mid[1].Rows-mid[0].Rows, mid[1].Batches-mid[0].Batches
 	mean := float64(rows) / float64(batches)
-	t.Logf("%d rows in %d batches, %.1f rows per batch", rows, batches, mean)
+	t.Logf("%d rows in %d batches, %.1f rows per batch; by size at the end: %v", rows, batches, mean, b.Stats().BatchSizes)
 	require.Greater(t, mean, 8.0, "batches stay large while every caller waits")
 }
 
 func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &fakeModel{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	b, err := NewBatcher(f, BatcherOptions{MaxInFlight: 1})
 	require.NoError(t, err)
 	defer b.Close()
@@ -787,7 +796,7 @@ func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
 	out := map[string]Tensor{}
 	errc := make(chan error, 1)
 	go func() { errc <- b.PredictInto(ctx, in, out) }()
-	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
+	<-f.entered // the run has started
 	cancel()
 	select {
 	case err := <-errc:
