@@ -32,9 +32,11 @@ type BatcherOptions struct {
 	// instead of after MaxQueueDelay.
 	MaxQueueDelay time.Duration
 	// AlwaysWait makes a batch below MaxBatchSize wait the whole
-	// MaxQueueDelay even when it holds its share of the outstanding rows:
-	// for callers that arrive in bursts from outside, where merging the
-	// whole burst is worth the delay of its first request.
+	// MaxQueueDelay even when it holds its share of the outstanding rows.
+	// Outstanding rows count only callers inside Predict, so callers that
+	// spend most of their time between requests, or arrive in bursts from
+	// outside, get small batches by default; AlwaysWait trades their
+	// latency for larger batches, which costs less CPU per row.
 	AlwaysWait bool
 	// AllowedBatchSizes, when set, restricts runs to these row counts: a
 	// batch is padded up to the next allowed size (repeating its last row)
