@@ -1,6 +1,7 @@
 // Command quickstart serves an ONNX model through Quiver's dynamic batcher
 // from many goroutines and prints throughput, latency percentiles and the
-// batch sizes seen, next to the same load served one request at a time.
+// batch sizes seen, next to the same load served one request at a time and
+// through PredictInto (answers written into reused buffers).
 //
 // By default it builds a tabular MLP (64 -> 256 -> 256 -> 1) in memory; pass
 // -model to serve your own .onnx file (every input needs a dynamic leading
@@ -90,6 +91,23 @@ func run(modelPath string, callers int, duration time.Duration, maxBatch int, de
 		callers, batched.rate, batched.p50, batched.p99, batched.rate/direct.rate)
 	if batched.errs+direct.errs > 0 {
 		return fmt.Errorf("%d requests failed", batched.errs+direct.errs)
+	}
+
+	// Phase 3: PredictInto, each caller reusing its output tensors, so that
+	// answering a request allocates nothing (tensor outputs only).
+	if !slices.ContainsFunc(info.Outputs, func(o serving.IOInfo) bool { return o.Kind != serving.KindTensor }) {
+		outs := make([]map[string]serving.Tensor, callers)
+		for i := range outs {
+			outs[i] = map[string]serving.Tensor{}
+		}
+		into := load(callers, duration, func(ctx context.Context, i int) error {
+			return b.PredictInto(ctx, requests[i], outs[i])
+		})
+		fmt.Printf("batching into reused buffers:  %8.0f rows/s  p50 %v  p99 %v  (%.1fx)\n",
+			into.rate, into.p50, into.p99, into.rate/direct.rate)
+		if into.errs > 0 {
+			return fmt.Errorf("%d requests failed", into.errs)
+		}
 	}
 
 	st := b.Stats()
