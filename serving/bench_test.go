@@ -200,7 +200,8 @@ func BenchmarkBatcherMaxBatch(b *testing.B) {
 }
 
 // runCallers runs b.N single-row requests spread over callers goroutines and
-// reports rows/s and the p50/p99 request latency.
+// reports rows/s, the p50/p99 request latency and the process CPU time per
+// request (cpu-ns/op).
 func runCallers(b *testing.B, callers int, predict func(ctx context.Context, caller int, in map[string]Tensor) error, width int) {
 	inputs := make([]map[string]Tensor, callers)
 	for i := range inputs {
@@ -220,6 +221,7 @@ func runCallers(b *testing.B, callers int, predict func(ctx context.Context, cal
 	for c := 0; c < callers; c++ {
 		lat[c] = make([]time.Duration, 0, share(c))
 	}
+	cpu0, cpuOK := processCPU()
 	b.ResetTimer()
 	for c := 0; c < callers; c++ {
 		wg.Add(1)
@@ -239,6 +241,10 @@ func runCallers(b *testing.B, callers int, predict func(ctx context.Context, cal
 	}
 	wg.Wait()
 	b.StopTimer()
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		// CPU time of the whole process per request, all cores together.
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
