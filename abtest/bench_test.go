@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 func benchUnits() []string {
@@ -162,7 +163,7 @@ func BenchmarkRouter(b *testing.B) {
 
 func loadMLP(tb testing.TB) serving.Model {
 	tb.Helper()
-	m, err := serving.Load("../testdata/models/mlp.onnx", serving.Options{})
+	m, err := onnx.Load(context.Background(), "../testdata/models/mlp.onnx", onnx.Options{})
 	require.NoError(tb, err, "ONNX Runtime is needed: run `make ort` or set ONNXRUNTIME_LIB")
 	tb.Cleanup(func() { _ = m.Close() })
 	return m

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 // nopModel answers at once without allocating, so the benchmark measures
@@ -116,7 +117,7 @@ func BenchmarkTimeToServe(b *testing.B) {
 		data []byte
 	}{
 		{"fake", func(context.Context, Version, string) (serving.Model, error) { return nopModel{}, nil }, []byte("x")},
-		{"onnx", ONNXLoader(serving.Options{WarmUp: true}), onnxModel},
+		{"onnx", FileLoader("onnx", onnx.Opener(onnx.Options{WarmUp: true})), onnxModel},
 	}
 	for _, l := range loaders {
 		b.Run(l.name, func(b *testing.B) {
@@ -172,7 +173,7 @@ func BenchmarkPredictONNX(b *testing.B) {
 	if _, err := s.Publish(ctx, "m", []File{{Name: "model.onnx", Data: versionedMLP(b, 1)}}, Meta{}); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := NewServer(s, ONNXLoader(serving.Options{}), ServerOptions{PollInterval: time.Hour})
+	srv, err := NewServer(s, FileLoader("onnx", onnx.Opener(onnx.Options{})), ServerOptions{PollInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func BenchmarkPredictONNX(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	direct, err := ONNXLoader(serving.Options{})(ctx, Version{Model: "m", Number: 1, Entry: "model.onnx"}, dir)
+	direct, err := FileLoader("onnx", onnx.Opener(onnx.Options{}))(ctx, Version{Model: "m", Number: 1, Entry: "model.onnx"}, dir)
 	if err != nil {
 		b.Fatal(err)
 	}

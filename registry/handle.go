@@ -40,7 +40,7 @@ type Handle struct {
 	closed atomic.Bool
 }
 
-var _ serving.Model = (*Handle)(nil)
+var _ serving.Pinner = (*Handle)(nil)
 
 // Model returns a Handle serving model through alias ("" or Latest for the
 // newest version). The alias does not need to exist yet: until it has a
@@ -102,17 +102,73 @@ func (h *Handle) acquire() (*live, error) {
 			return nil, ErrClosed
 		}
 		h.srv.notServing.Add(1)
-		return nil, fmt.Errorf("%w: %s alias %q has no loaded version", ErrNotServing, h.t.model, h.t.alias)
+		return nil, fmt.Errorf("%w: %s alias %q has no loaded version (%w)", ErrNotServing, h.t.model, h.t.alias, serving.ErrNotReady)
 	}
 	return l, nil
 }
 
-// report calls the WithServedHook hook, if any.
-func (h *Handle) report(ctx context.Context, l *live) {
-	if hook, ok := ctx.Value(servedKey{}).(func(Served)); ok && hook != nil {
-		hook(Served{Model: h.t.model, Alias: h.t.alias, Version: l.v.Number})
+// report calls the WithServedHook hook of every request the run served.
+func (h *Handle) report(ctx context.Context, l *live) { h.t.report(ctx, l) }
+
+// report calls the WithServedHook hook, if any, of every request ctx's run
+// served: one, or each request of a batch merged in front of the alias.
+func (t *target) report(ctx context.Context, l *live) {
+	for _, rc := range serving.RequestContexts(ctx) {
+		if hook, ok := rc.Value(servedKey{}).(func(Served)); ok && hook != nil {
+			hook(Served{Model: t.model, Alias: t.alias, Version: l.v.Number})
+		}
 	}
 }
+
+// Pin returns the version the alias serves now, held until release is
+// called: a Batcher in front of the Handle validates each request against
+// the version it pins and runs the request on that version, so it follows
+// every swap, to a version with other inputs too, from the next request on.
+// The pinned model calls the WithServedHook hook of each request it serves,
+// merged batches included. Pin returns an error matching ErrNotServing and
+// serving.ErrNotReady while the alias has no loaded version.
+func (h *Handle) Pin() (serving.Model, func(), error) {
+	l, err := h.acquire()
+	if err != nil {
+		return nil, nil, err
+	}
+	p := h.t.pinned.Load()
+	if p == nil || p.l != l {
+		p = &pinned{t: h.t, l: l, release: l.release, name: h.Name()}
+		h.t.pinned.Store(p)
+	}
+	return p, p.release, nil
+}
+
+// pinned is a version as seen through one alias: the model a Handle's Pin
+// returns. It does not own the version; Close does nothing.
+type pinned struct {
+	t       *target
+	l       *live
+	release func()
+	name    string
+}
+
+func (p *pinned) Info() serving.Info {
+	info := p.l.m.Info()
+	info.Name = p.name
+	return info
+}
+
+func (p *pinned) Predict(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, error) {
+	out, err := p.l.m.Predict(ctx, inputs)
+	p.t.report(ctx, p.l)
+	return out, err
+}
+
+// BorrowsInputs passes on the version's answer, so a Batcher in front of an
+// alias reuses its buffers when the engine allows it.
+func (p *pinned) BorrowsInputs() bool {
+	ib, ok := p.l.m.(serving.InputBorrower)
+	return ok && ib.BorrowsInputs()
+}
+
+func (p *pinned) Close() error { return nil }
 
 // Info describes the version served now, with its name set to
 // "<model>@<alias>"; before any version loads only the name is set.

@@ -10,25 +10,28 @@ import (
 	"github.com/quiverml/quiver/serving"
 )
 
-// ONNXLoader returns a Loader that opens a version's entry file on ONNX
-// Runtime with serving.Load and checks the loaded model against the
-// signature recorded in the manifest (CheckSignature), so a version whose
-// interface changed unannounced is never swapped in. Set opts.WarmUp to run
-// each version once on zero inputs before it serves. opts.Name defaults to
-// "<model>/<version>".
-func ONNXLoader(opts serving.Options) Loader {
+// OpenFunc opens the model file at path, naming it name. Engines offer one:
+// serving/onnx's Opener opens files on ONNX Runtime.
+type OpenFunc func(ctx context.Context, path, name string) (serving.Model, error)
+
+// FileLoader returns a Loader that opens a version's entry file with open
+// and checks the loaded model against the signature recorded in the
+// manifest (CheckSignature), so a version whose interface changed
+// unannounced is never swapped in. Versions whose Format is set and is not
+// format are refused with ErrBadInput. Models are named "<model>/<version>".
+//
+// With the ONNX Runtime engine:
+//
+//	registry.FileLoader("onnx", onnx.Opener(onnx.Options{WarmUp: true}))
+func FileLoader(format string, open OpenFunc) Loader {
 	return func(ctx context.Context, v Version, dir string) (serving.Model, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if v.Format != "" && v.Format != "onnx" {
-			return nil, fmt.Errorf("%w: %s/%d has format %q; want \"onnx\"", ErrBadInput, v.Model, v.Number, v.Format)
+		if v.Format != "" && v.Format != format {
+			return nil, fmt.Errorf("%w: %s/%d has format %q; want %q", ErrBadInput, v.Model, v.Number, v.Format, format)
 		}
-		o := opts
-		if o.Name == "" {
-			o.Name = v.Model + "/" + strconv.FormatInt(v.Number, 10)
-		}
-		m, err := serving.Load(filepath.Join(dir, v.Entry), o)
+		m, err := open(ctx, filepath.Join(dir, v.Entry), v.Model+"/"+strconv.FormatInt(v.Number, 10))
 		if err != nil {
 			return nil, err
 		}

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 // versionedMLP returns an ONNX MLP x[batch,16] -> y[batch,4] (Gemm, Relu,
@@ -26,7 +27,7 @@ import (
 func versionedMLP(t testing.TB, version int64) []byte {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(version), 42))
-	tensor := func(name string, dims []int64, scale, offset float64) *onnx.TensorProto {
+	tensor := func(name string, dims []int64, scale, offset float64) *onnxpb.TensorProto {
 		n := int64(1)
 		for _, d := range dims {
 			n *= d
@@ -35,35 +36,35 @@ func versionedMLP(t testing.TB, version int64) []byte {
 		for i := range data {
 			data[i] = float32(rng.NormFloat64()*scale + offset)
 		}
-		return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), FloatData: data}
+		return &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: data}
 	}
-	valueInfo := func(name string, cols int64) *onnx.ValueInfoProto {
-		return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
-			TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_FLOAT), Shape: &onnx.TensorShapeProto{
-				Dim: []*onnx.TensorShapeProto_Dimension{
-					{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}},
-					{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: cols}},
+	valueInfo := func(name string, cols int64) *onnxpb.ValueInfoProto {
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{
+				Dim: []*onnxpb.TensorShapeProto_Dimension{
+					{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}},
+					{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: cols}},
 				}}}}}}
 	}
-	m := &onnx.ModelProto{
-		IrVersion:    8,
-		ProducerName: "quiver-registry-test",
-		OpsetImport:  []*onnx.OperatorSetIdProto{{Domain: "", Version: 17}},
-		Graph: &onnx.GraphProto{
-			Name: fmt.Sprintf("mlp_v%d", version),
-			Node: []*onnx.NodeProto{
-				{OpType: "Gemm", Input: []string{"x", "w0", "b0"}, Output: []string{"h0_pre"}},
-				{OpType: "Relu", Input: []string{"h0_pre"}, Output: []string{"h0"}},
-				{OpType: "Gemm", Input: []string{"h0", "w1", "b1"}, Output: []string{"y"}},
+	m := &onnxpb.ModelProto{
+		IrVersion:    proto.Int64(8),
+		ProducerName: proto.String("quiver-registry-test"),
+		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(17)}},
+		Graph: &onnxpb.GraphProto{
+			Name: proto.String(fmt.Sprintf("mlp_v%d", version)),
+			Node: []*onnxpb.NodeProto{
+				{OpType: proto.String("Gemm"), Input: []string{"x", "w0", "b0"}, Output: []string{"h0_pre"}},
+				{OpType: proto.String("Relu"), Input: []string{"h0_pre"}, Output: []string{"h0"}},
+				{OpType: proto.String("Gemm"), Input: []string{"h0", "w1", "b1"}, Output: []string{"y"}},
 			},
-			Initializer: []*onnx.TensorProto{
+			Initializer: []*onnxpb.TensorProto{
 				tensor("w0", []int64{16, 8}, 0.25, 0),
 				tensor("b0", []int64{8}, 0.1, 0),
 				tensor("w1", []int64{8, 4}, 0.25, 0),
 				tensor("b1", []int64{4}, 0.01, 1000*float64(version)),
 			},
-			Input:  []*onnx.ValueInfoProto{valueInfo("x", 16)},
-			Output: []*onnx.ValueInfoProto{valueInfo("y", 4)},
+			Input:  []*onnxpb.ValueInfoProto{valueInfo("x", 16)},
+			Output: []*onnxpb.ValueInfoProto{valueInfo("y", 4)},
 		},
 	}
 	data, err := proto.Marshal(m)
@@ -140,15 +141,15 @@ func TestONNXLoaderServesCommittedModel(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	path := filepath.Join("..", "testdata", "models", "mlp.onnx")
-	m, err := serving.Load(path, serving.Options{})
+	m, err := onnx.Load(context.Background(), path, onnx.Options{})
 	require.NoError(t, err)
 	sig := SignatureOf(m.Info())
 	require.NoError(t, m.Close())
 	_, err = s.Publish(ctx, "mlp", []File{{Name: "mlp.onnx", Path: path}}, Meta{Signature: sig})
 	require.NoError(t, err)
 
-	before := serving.LiveSessions()
-	srv, err := NewServer(s, ONNXLoader(serving.Options{WarmUp: true}), ServerOptions{})
+	before := onnx.LiveSessions()
+	srv, err := NewServer(s, FileLoader("onnx", onnx.Opener(onnx.Options{WarmUp: true})), ServerOptions{})
 	require.NoError(t, err)
 	require.NoError(t, srv.Sync(ctx))
 	h, err := srv.Model("mlp", "")
@@ -158,9 +159,9 @@ func TestONNXLoaderServesCommittedModel(t *testing.T) {
 	require.Equal(t, int64(1), sv.Version)
 	require.Equal(t, []int64{3, 4}, out["y"].Tensor.Shape)
 	require.Equal(t, "mlp@latest", h.Info().Name)
-	require.Equal(t, before+1, serving.LiveSessions())
+	require.Equal(t, before+1, onnx.LiveSessions())
 	require.NoError(t, srv.Close())
-	require.Equal(t, before, serving.LiveSessions())
+	require.Equal(t, before, onnx.LiveSessions())
 }
 
 func TestONNXLoaderRefusesBadVersions(t *testing.T) {
@@ -185,8 +186,8 @@ func TestONNXLoaderRefusesBadVersions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
 			publishMLP(t, s, "m", 1)
-			cl := &countingLoader{next: ONNXLoader(serving.Options{})}
-			before := serving.LiveSessions()
+			cl := &countingLoader{next: FileLoader("onnx", onnx.Opener(onnx.Options{}))}
+			before := onnx.LiveSessions()
 			srv, err := NewServer(s, cl.load, ServerOptions{})
 			require.NoError(t, err)
 			defer srv.Close()
@@ -203,7 +204,7 @@ func TestONNXLoaderRefusesBadVersions(t *testing.T) {
 			v, err := versionOf(out)
 			require.NoError(t, err)
 			require.Equal(t, int64(1), v, "version 1 keeps serving")
-			require.Equal(t, before+1, serving.LiveSessions(), "a refused version leaves no session open")
+			require.Equal(t, before+1, onnx.LiveSessions(), "a refused version leaves no session open")
 		})
 	}
 }
@@ -220,8 +221,8 @@ func TestLoadSwapUnderTraffic(t *testing.T) {
 	}
 	require.NoError(t, s.SetAlias(ctx, "ranker", "production", 1))
 
-	sessionsBefore := serving.LiveSessions()
-	cl := &countingLoader{next: ONNXLoader(serving.Options{})}
+	sessionsBefore := onnx.LiveSessions()
+	cl := &countingLoader{next: FileLoader("onnx", onnx.Opener(onnx.Options{}))}
 	srv, err := NewServer(s, cl.load, ServerOptions{
 		PollInterval: 20 * time.Millisecond,
 		Policy:       Policy{Latest: -1, DropPrevious: true},
@@ -335,7 +336,7 @@ func TestLoadSwapUnderTraffic(t *testing.T) {
 	require.NoError(t, srv.Close())
 	require.Equal(t, cl.opened.Load(), cl.closed.Load(), "every loaded model was closed")
 	require.GreaterOrEqual(t, cl.opened.Load(), int64(50), "each move loaded a fresh session")
-	require.Equal(t, sessionsBefore, serving.LiveSessions(), "no ONNX Runtime session leaked")
+	require.Equal(t, sessionsBefore, onnx.LiveSessions(), "no ONNX Runtime session leaked")
 	t.Logf("%d requests across 50 moves; %d sessions opened and closed", requests.Load(), cl.opened.Load())
 }
 

@@ -185,6 +185,9 @@ type target struct {
 	model, alias string
 	cur          atomic.Pointer[live]
 	since        atomic.Int64 // unix nanos of the last swap
+	// pinned is the Pin result for cur, built once per swap so that
+	// pinning allocates nothing.
+	pinned atomic.Pointer[pinned]
 }
 
 type modelState struct {

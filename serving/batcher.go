@@ -10,6 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BatcherOptions configure a Batcher. The zero value gives the defaults
@@ -52,6 +56,12 @@ type BatcherOptions struct {
 	KeepModelOpen bool
 	// Logger receives batch errors. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider, when set, traces every request: a span per request
+	// (from Predict to its answer, with an event when its batch starts) and
+	// a span per merged batch linked to its requests' spans. Default nil:
+	// a request is traced only when its context carries a recording span,
+	// through that span's provider; otherwise tracing costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Batcher is a Model that queues concurrent requests and merges them along
@@ -62,17 +72,22 @@ type BatcherOptions struct {
 // Info.Batchable) runs each request on its own, still behind the queue's
 // limits and priorities.
 type Batcher struct {
-	model Model
-	info  Info
-	epoch time.Time // origin of Batcher.now
-	// reuseInputs: the model keeps no reference to its inputs once Predict
-	// returns, so workers reuse the merged input buffers.
-	reuseInputs bool
-	opts        BatcherOptions
-	allowed     []int
-	stats       *recorder
-	notify      chan struct{} // wakes a worker waiting to form a batch
-	workers     sync.WaitGroup
+	model  Model
+	pinner Pinner  // model as a Pinner, or nil
+	fixed  *target // the model's target when it is not a Pinner
+	// last is the target of the model most recently pinned; pinMu
+	// serialises building a new one when the pinned model changes.
+	last    atomic.Pointer[target]
+	pinMu   sync.Mutex
+	targets atomic.Uint64 // ids handed to targets
+	name    string
+	epoch   time.Time // origin of Batcher.now
+	tracer  trace.Tracer
+	opts    BatcherOptions
+	allowed []int
+	stats   *recorder
+	notify  chan struct{} // wakes a worker waiting to form a batch
+	workers sync.WaitGroup
 
 	mu       sync.Mutex
 	queue    reqQueue
@@ -104,17 +119,46 @@ type result struct {
 	err error
 }
 
+// target is what the Batcher knows of one model it runs requests on: the
+// wrapped model, or each model a Pinner has pinned. Requests merge only with
+// requests of the same target.
+type target struct {
+	model Model
+	info  Info
+	id    uint64 // mixed into batch keys
+	// borrow: the model keeps no reference to its inputs once Predict
+	// returns, so workers reuse the merged input buffers.
+	borrow      bool
+	tensorsOnly bool // every output is a tensor (PredictInto works)
+}
+
+func (b *Batcher) newTarget(m Model) *target {
+	t := &target{model: m, info: m.Info(), id: b.targets.Add(1), tensorsOnly: true}
+	if ib, ok := m.(InputBorrower); ok {
+		t.borrow = ib.BorrowsInputs()
+	}
+	for _, o := range t.info.Outputs {
+		if o.Kind != KindTensor {
+			t.tensorsOnly = false
+		}
+	}
+	return t
+}
+
 type request struct {
-	ctx    context.Context
-	inputs map[string]Tensor
-	ins    []Tensor          // inputs in the model's input order
-	into   map[string]Tensor // PredictInto's out map, else nil
-	rows   int
-	key    uint64 // hash of the non-batch dimensions; equal keys are checked exactly
-	prio   int
-	enq    time.Duration // Batcher.now at arrival
-	done   chan result
-	queued bool
+	ctx     context.Context
+	tgt     *target
+	release func()     // unpins tgt's model, or nil
+	span    trace.Span // nil unless the request is traced
+	inputs  map[string]Tensor
+	ins     []Tensor          // inputs in the model's input order
+	into    map[string]Tensor // PredictInto's out map, else nil
+	rows    int
+	key     uint64 // hash of the non-batch dimensions; equal keys are checked exactly
+	prio    int
+	enq     time.Duration // Batcher.now at arrival
+	done    chan result
+	queued  bool
 }
 
 // requests are recycled by their caller once the batch holding them has
@@ -177,14 +221,21 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 	}
 	b := &Batcher{
 		model:   m,
-		info:    m.Info(),
 		opts:    opts,
 		allowed: allowed,
 		stats:   newRecorder(),
 		notify:  make(chan struct{}, 1),
 		epoch:   time.Now(),
 	}
-	_, b.reuseInputs = m.(*ONNXModel)
+	if p, ok := m.(Pinner); ok {
+		b.pinner = p
+	} else {
+		b.fixed = b.newTarget(m)
+	}
+	b.name = m.Info().Name
+	if opts.TracerProvider != nil {
+		b.tracer = opts.TracerProvider.Tracer(tracerName)
+	}
 	b.readyAt.Store(-1)
 	b.workers.Add(opts.MaxInFlight)
 	for i := 0; i < opts.MaxInFlight; i++ {
@@ -193,8 +244,14 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 	return b, nil
 }
 
-// Info returns the wrapped model's Info.
-func (b *Batcher) Info() Info { return cloneInfo(b.info) }
+// Info returns the wrapped model's Info; for a Pinner, the Info of what it
+// serves now.
+func (b *Batcher) Info() Info {
+	if b.fixed != nil {
+		return b.fixed.info.Clone()
+	}
+	return b.model.Info()
+}
 
 // Stats returns a snapshot of the batcher's counters.
 func (b *Batcher) Stats() Stats {
@@ -228,26 +285,54 @@ func (b *Batcher) Predict(ctx context.Context, inputs map[string]Tensor) (map[st
 // sequences and maps). Errors are Predict's.
 func (b *Batcher) PredictInto(ctx context.Context, inputs map[string]Tensor, out map[string]Tensor) error {
 	if out == nil {
-		return fmt.Errorf("serving: %s: PredictInto needs a non-nil out map", b.info.Name)
-	}
-	for _, o := range b.info.Outputs {
-		if o.Kind != KindTensor {
-			return fmt.Errorf("serving: %s: output %q is a %s; PredictInto returns tensors only, use Predict", b.info.Name, o.Name, o.Kind)
-		}
+		return fmt.Errorf("serving: %s: PredictInto needs a non-nil out map", b.name)
 	}
 	_, err := b.submit(ctx, inputs, out)
 	return err
 }
 
+// pin returns the target a request runs on and what unpins it.
+func (b *Batcher) pin() (*target, func(), error) {
+	if b.fixed != nil {
+		return b.fixed, nil, nil
+	}
+	m, release, err := b.pinner.Pin()
+	if err != nil {
+		return nil, nil, err
+	}
+	if t := b.last.Load(); t != nil && t.model == m {
+		return t, release, nil
+	}
+	b.pinMu.Lock()
+	defer b.pinMu.Unlock()
+	t := b.last.Load()
+	if t == nil || t.model != m {
+		t = b.newTarget(m)
+		b.last.Store(t)
+	}
+	return t, release, nil
+}
+
 func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map[string]Tensor) (map[string]Value, error) {
 	if err := ctx.Err(); err != nil {
 		b.stats.fail(ctxKind(err))
-		return nil, fmt.Errorf("serving: %s: %w", b.info.Name, err)
+		return nil, fmt.Errorf("serving: %s: %w", b.name, err)
+	}
+	tgt, release, err := b.pin()
+	if err != nil {
+		b.countErr(err)
+		return nil, err
+	}
+	if into != nil && !tgt.tensorsOnly {
+		if release != nil {
+			release()
+		}
+		return nil, fmt.Errorf("serving: %s: model has non-tensor outputs; PredictInto returns tensors only, use Predict", tgt.info.Name)
 	}
 	r := requestPool.Get().(*request)
-	var err error
-	if r.ins, err = validateInputs(b.info.Inputs, inputs, r.ins[:0], true); err == nil && b.info.Batchable {
-		r.rows, r.key, err = batchKey(b.info.Inputs, r.ins)
+	r.tgt, r.release = tgt, release
+	if r.ins, err = validateInputs(tgt.info.Inputs, inputs, r.ins[:0], true); err == nil {
+		r.rows, r.key, err = batchKey(tgt, r.ins)
 	}
 	if err != nil {
 		b.recycle(r)
@@ -255,6 +340,7 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 		return nil, err
 	}
 	r.ctx, r.inputs, r.into, r.prio, r.enq = ctx, inputs, into, priorityOf(ctx), b.now()
+	b.startSpan(r)
 
 	// Count the rows as outstanding before waiting for the lock: callers
 	// held up there are about to queue, and a batch that ignored them would
@@ -273,7 +359,7 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 		b.leave(r.rows)
 		b.recycle(r)
 		b.stats.fail(ErrKindOverloaded)
-		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.info.Name)
+		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.name)
 	}
 	b.accepted++
 	b.queue.push(r)
@@ -317,7 +403,7 @@ func (b *Batcher) abandon(ctx context.Context, r *request) error {
 	b.leave(r.rows)
 	b.recycle(r)
 	b.stats.fail(ctxKind(ctx.Err()))
-	return fmt.Errorf("serving: %s: %w", b.info.Name, ctx.Err())
+	return fmt.Errorf("serving: %s: %w", b.name, ctx.Err())
 }
 
 // leave takes a returning request's rows out of the outstanding count,
@@ -336,8 +422,17 @@ func (b *Batcher) leave(rows int) {
 	}
 }
 
+// recycle unpins the request's model, ends its span and returns it to the
+// pool.
 func (b *Batcher) recycle(r *request) {
+	if r.release != nil {
+		r.release()
+	}
+	if r.span != nil {
+		r.span.End()
+	}
 	r.ctx, r.inputs, r.into, r.rows, r.key = nil, nil, nil, 0, 0
+	r.tgt, r.release, r.span = nil, nil, nil
 	clear(r.ins)
 	requestPool.Put(r)
 }
@@ -352,12 +447,17 @@ func ctxKind(err error) string {
 	return ErrKindCanceled
 }
 
-// batchKey returns the request's row count and a hash of its non-batch
-// dimensions. Requests with equal keys are compared exactly (sameDims)
-// before they are merged, so a hash collision can never merge mismatched shapes.
-func batchKey(want []IOInfo, ins []Tensor) (int, uint64, error) {
+// batchKey returns the request's row count and a hash of its target and
+// non-batch dimensions. Requests with equal keys are compared exactly
+// (same target, sameDims) before they are merged, so a hash collision can
+// never merge mismatched shapes. A model that cannot batch gives 0 rows.
+func batchKey(tgt *target, ins []Tensor) (int, uint64, error) {
+	if !tgt.info.Batchable {
+		return 0, 0, nil
+	}
+	want := tgt.info.Inputs
 	const prime = 1099511628211
-	h := uint64(14695981039346656037)
+	h := (uint64(14695981039346656037) ^ tgt.id) * prime
 	rows := -1
 	for i, in := range ins {
 		s := in.Shape
@@ -432,7 +532,7 @@ func (b *Batcher) rowsOf(key uint64) int {
 // (see MaxQueueDelay), and publishes in readyAt when callers leaving
 // Predict would make it ready; b.mu must be held.
 func (b *Batcher) ready(head *request) bool {
-	if !b.info.Batchable || b.closing {
+	if !head.tgt.info.Batchable || b.closing {
 		return true
 	}
 	rows := b.rowsOf(head.key)
@@ -463,13 +563,17 @@ func (b *Batcher) worker() {
 	timer.Stop()
 	var buf []*request
 	var bufs []any // merged inputs' data, reused when the model allows it
-	if b.reuseInputs {
-		bufs = make([]any, len(b.info.Inputs))
-	}
+	var bufsFor *target
 	for {
 		batch := b.next(timer, buf[:0])
 		if batch == nil {
 			return
+		}
+		if tgt := batch[0].tgt; tgt != bufsFor {
+			bufs, bufsFor = nil, tgt
+			if tgt.borrow {
+				bufs = make([]any, len(tgt.info.Inputs))
+			}
 		}
 		b.runBatch(batch, bufs)
 		clear(batch) // answered requests go back to the pool; hold none
@@ -536,7 +640,7 @@ func (b *Batcher) stopForming() {
 // in priority order, up to MaxBatchSize rows (or the batch's share of the
 // outstanding rows, when smaller); b.mu must be held.
 func (b *Batcher) take(head *request, batch []*request) []*request {
-	if !b.info.Batchable || head.rows >= b.opts.MaxBatchSize {
+	if !head.tgt.info.Batchable || head.rows >= b.opts.MaxBatchSize {
 		b.remove(head)
 		return append(batch, head)
 	}
@@ -550,7 +654,7 @@ func (b *Batcher) take(head *request, batch []*request) []*request {
 		}
 	}
 	batch, rows := b.queue.take(batch, limit, func(r *request) bool {
-		return r == head || (r.key == head.key && b.sameDims(head, r))
+		return r == head || (r.key == head.key && r.tgt == head.tgt && b.sameDims(head, r))
 	})
 	b.addRows(head.key, -rows)
 	return batch
@@ -568,19 +672,24 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 			r.done <- result{err: err}
 			continue
 		}
-		b.stats.queueWait.observe(start - r.enq)
+		wait := start - r.enq
+		b.stats.queueWait.observe(wait)
+		if r.span != nil {
+			r.span.AddEvent("dequeued", trace.WithAttributes(attribute.Float64("quiver.queue_wait_seconds", wait.Seconds())))
+		}
 		live = append(live, r)
 	}
 	if len(live) == 0 {
 		return
 	}
-	if len(live) == 1 && !b.needsPadding(live[0].rows) {
+	tgt := live[0].tgt
+	if len(live) == 1 && !b.needsPadding(tgt, live[0].rows) {
 		r := live[0]
 		ctx := context.WithoutCancel(r.ctx)
-		if !b.info.Batchable {
+		if !tgt.info.Batchable {
 			ctx = r.ctx // a request run alone may be terminated by its caller
 		}
-		out, err := b.model.Predict(ctx, r.inputs)
+		out, err := tgt.model.Predict(ctx, r.inputs)
 		if err == nil && r.into != nil {
 			err = fillFromValues(r.into, out)
 			out = nil
@@ -597,14 +706,21 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 	for _, r := range live {
 		rows += r.rows
 	}
-	padded := b.paddedSize(rows)
-	inputs, err := mergeInputs(b.info, live, padded, bufs)
+	padded := b.paddedSize(tgt, rows)
+	inputs, err := mergeInputs(tgt.info, live, padded, bufs)
 	if err != nil {
 		b.failAll(live, err)
 		return
 	}
-	out, err := b.model.Predict(context.Background(), inputs)
+	ctx, span := b.batchContext(live, rows, padded)
+	out, err := tgt.model.Predict(ctx, inputs)
 	end := b.now()
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 	b.stats.batch(rows, padded-rows, end-start)
 	if err != nil {
 		b.failAll(live, err)
@@ -612,7 +728,7 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 	}
 	parts, err := splitOutputs(out, live, padded)
 	if err != nil {
-		b.opts.Logger.Error("serving: cannot split batch outputs", "model", b.info.Name, "error", err)
+		b.opts.Logger.Error("serving: cannot split batch outputs", "model", tgt.info.Name, "error", err)
 		b.failAll(live, err)
 		return
 	}
@@ -622,11 +738,11 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 	}
 }
 
-func (b *Batcher) needsPadding(rows int) bool { return b.paddedSize(rows) != rows }
+func (b *Batcher) needsPadding(tgt *target, rows int) bool { return b.paddedSize(tgt, rows) != rows }
 
 // paddedSize is the smallest allowed batch size holding rows, or rows.
-func (b *Batcher) paddedSize(rows int) int {
-	if !b.info.Batchable {
+func (b *Batcher) paddedSize(tgt *target, rows int) int {
+	if !tgt.info.Batchable {
 		return rows
 	}
 	for _, a := range b.allowed {
@@ -640,6 +756,9 @@ func (b *Batcher) paddedSize(rows int) int {
 func (b *Batcher) answer(r *request, out map[string]Value, err error) {
 	if err != nil {
 		b.countErr(err)
+		if r.span != nil {
+			r.span.SetStatus(codes.Error, err.Error())
+		}
 	}
 	r.done <- result{out: out, err: err}
 }
@@ -648,6 +767,8 @@ func (b *Batcher) countErr(err error) {
 	switch {
 	case errors.Is(err, ErrClosed):
 		b.stats.fail(ErrKindClosed)
+	case errors.Is(err, ErrNotReady):
+		b.stats.fail(ErrKindNotReady)
 	case errors.Is(err, context.Canceled):
 		b.stats.fail(ErrKindCanceled)
 	case errors.Is(err, context.DeadlineExceeded):

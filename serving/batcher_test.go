@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
+	"github.com/quiverml/quiver/serving/servingtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -106,7 +109,7 @@ func TestBatchedEqualsAlone(t *testing.T) {
 			if c.path != nil {
 				path = c.path(t)
 			}
-			m, err := Load(path, Options{})
+			m, err := onnx.Load(context.Background(), path, onnx.Options{})
 			require.NoError(t, err)
 			info := m.Info()
 			require.Equal(t, c.batched, info.Batchable, info.BatchReason)
@@ -167,70 +170,6 @@ func TestBatchedEqualsAlone(t *testing.T) {
 	}
 }
 
-// fakeModel doubles its float32 input "x" ([batch, k]) and records the
-// row count of every run. A non-nil gate blocks runs until it is closed.
-type fakeModel struct {
-	mu      sync.Mutex
-	runs    []int
-	firsts  []float32     // first element of each run
-	entered chan struct{} // when set, told of each run before it waits on gate
-	gate    chan struct{}
-	fail    error
-	closed  bool
-}
-
-func (f *fakeModel) Info() Info {
-	return Info{
-		Name:      "fake",
-		Inputs:    []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, -1}}},
-		Outputs:   []IOInfo{{Name: "y", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, -1}}},
-		Batchable: true,
-	}
-}
-
-func (f *fakeModel) Predict(ctx context.Context, in map[string]Tensor) (map[string]Value, error) {
-	if f.entered != nil {
-		f.entered <- struct{}{}
-	}
-	if f.gate != nil {
-		<-f.gate
-	}
-	x := in["x"].Data.([]float32)
-	f.mu.Lock()
-	f.runs = append(f.runs, int(in["x"].Shape[0]))
-	f.firsts = append(f.firsts, x[0])
-	f.mu.Unlock()
-	if f.fail != nil {
-		return nil, f.fail
-	}
-	y := make([]float32, len(x))
-	for i := range x {
-		y[i] = 2 * x[i]
-	}
-	return map[string]Value{"y": TensorValue(Tensor{Shape: in["x"].Shape, Data: y})}, nil
-}
-
-func (f *fakeModel) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	return nil
-}
-
-func (f *fakeModel) runSizes() []int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]int(nil), f.runs...)
-}
-
-func row(v float32, k int) map[string]Tensor {
-	d := make([]float32, k)
-	for i := range d {
-		d[i] = v
-	}
-	return map[string]Tensor{"x": NewTensor([]int64{1, int64(k)}, d)}
-}
-
 // waitQueued waits until the batcher holds n queued requests.
 func waitQueued(t *testing.T, b *Batcher, n int) {
 	t.Helper()
@@ -238,7 +177,7 @@ func waitQueued(t *testing.T, b *Batcher, n int) {
 }
 
 func TestBatcherRespectsMaxBatchSize(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -246,24 +185,24 @@ func TestBatcherRespectsMaxBatchSize(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := b.Predict(context.Background(), row(float32(i), 2))
+			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), 2))
 			require.NoError(t, err)
 			require.Equal(t, []float32{2 * float32(i), 2 * float32(i)}, out["y"].Tensor.Data)
 		}()
 	}
 	// 4 rows are taken at once (a full batch does not wait), the rest queue.
 	waitQueued(t, b, 8)
-	close(f.gate)
+	close(f.Gate)
 	wg.Wait()
 	require.NoError(t, b.Close())
-	for _, n := range f.runSizes() {
+	for _, n := range f.Runs() {
 		require.LessOrEqual(t, n, 4)
 	}
-	require.True(t, f.closed, "Close closes the model")
+	require.True(t, f.Closed(), "Close closes the model")
 }
 
 func TestBatcherDoesNotWaitForRowsThatCannotCome(t *testing.T) {
-	f := &fakeModel{}
+	f := &servingtest.Doubler{}
 	b, err := NewBatcher(f, BatcherOptions{MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
@@ -272,24 +211,24 @@ func TestBatcherDoesNotWaitForRowsThatCannotCome(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := 0; i < 3; i++ {
-		out, err := b.Predict(ctx, row(3, 1))
+		out, err := b.Predict(ctx, servingtest.Row(3, 1))
 		require.NoError(t, err)
 		require.Equal(t, []float32{6}, out["y"].Tensor.Data)
 	}
-	require.Equal(t, []int{1, 1, 1}, f.runSizes())
+	require.Equal(t, []int{1, 1, 1}, f.Runs())
 
 	// AlwaysWait keeps the lone request waiting for company.
-	w, err := NewBatcher(&fakeModel{}, BatcherOptions{MaxQueueDelay: time.Hour, AlwaysWait: true})
+	w, err := NewBatcher(&servingtest.Doubler{}, BatcherOptions{MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	defer w.Close()
 	short, cancelShort := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancelShort()
-	_, err = w.Predict(short, row(3, 1))
+	_, err = w.Predict(short, servingtest.Row(3, 1))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxInFlight: 2, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
@@ -299,7 +238,7 @@ func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := b.Predict(context.Background(), row(1, 1))
+				_, err := b.Predict(context.Background(), servingtest.Row(1, 1))
 				require.NoError(t, err)
 			}()
 		}
@@ -312,13 +251,13 @@ func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
 	send(6)
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 2 }, 5*time.Second, time.Millisecond)
-	close(f.gate)
+	close(f.Gate)
 	wg.Wait()
-	require.Equal(t, 7, sum(f.runSizes()))
+	require.Equal(t, 7, sum(f.Runs()))
 }
 
 func TestBatcherPriorities(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 1, MaxInFlight: 1})
 	require.NoError(t, err)
 	defer b.Close()
@@ -327,7 +266,7 @@ func TestBatcherPriorities(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := b.Predict(WithPriority(context.Background(), prio), row(v, 1))
+			_, err := b.Predict(WithPriority(context.Background(), prio), servingtest.Row(v, 1))
 			require.NoError(t, err)
 		}()
 	}
@@ -341,61 +280,57 @@ func TestBatcherPriorities(t *testing.T) {
 	waitQueued(t, b, 3)
 	send(4, 5)
 	waitQueued(t, b, 4)
-	close(f.gate)
+	close(f.Gate)
 	wg.Wait()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	require.Equal(t, []float32{100, 3, 2, 4, 1}, f.firsts, "higher priority first, then arrival order")
+	require.Equal(t, []float32{100, 3, 2, 4, 1}, f.Firsts(), "higher priority first, then arrival order")
 }
 
 func TestBatcherOverloaded(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 1, MaxInFlight: 1, MaxQueueLength: 2})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ { // one running, two queued
 		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = b.Predict(context.Background(), row(1, 1)) }()
+		go func() { defer wg.Done(); _, _ = b.Predict(context.Background(), servingtest.Row(1, 1)) }()
 		if i == 0 {
 			require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
 		}
 	}
 	waitQueued(t, b, 2)
-	_, err = b.Predict(context.Background(), row(1, 1))
+	_, err = b.Predict(context.Background(), servingtest.Row(1, 1))
 	require.ErrorIs(t, err, ErrOverloaded)
 	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindOverloaded])
-	close(f.gate)
+	close(f.Gate)
 	wg.Wait()
 	require.NoError(t, b.Close())
 }
 
 func TestBatcherDropsExpiredRequestsBeforeRun(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: -1})
 	require.NoError(t, err)
 	defer b.Close()
-	go func() { _, _ = b.Predict(context.Background(), row(100, 1)) }()
+	go func() { _, _ = b.Predict(context.Background(), servingtest.Row(100, 1)) }()
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { _, err := b.Predict(ctx, row(7, 1)); errc <- err }()
+	go func() { _, err := b.Predict(ctx, servingtest.Row(7, 1)); errc <- err }()
 	require.ErrorIs(t, <-errc, context.DeadlineExceeded)
 	require.Equal(t, 0, b.Stats().QueueLength, "expired request left the queue")
-	close(f.gate)
+	close(f.Gate)
 
-	out, err := b.Predict(context.Background(), row(5, 1))
+	out, err := b.Predict(context.Background(), servingtest.Row(5, 1))
 	require.NoError(t, err)
 	require.Equal(t, []float32{10}, out["y"].Tensor.Data)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	require.NotContains(t, f.firsts, float32(7), "the expired request never ran")
+	require.NotContains(t, f.Firsts(), float32(7), "the expired request never ran")
 	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindDeadline])
 }
 
 func TestBatcherPadsToAllowedSizes(t *testing.T) {
-	f := &fakeModel{}
+	f := &servingtest.Doubler{}
 	b, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -403,7 +338,7 @@ func TestBatcherPadsToAllowedSizes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := b.Predict(context.Background(), row(float32(i+1), 2))
+			out, err := b.Predict(context.Background(), servingtest.Row(float32(i+1), 2))
 			require.NoError(t, err)
 			require.Equal(t, []int64{1, 2}, out["y"].Tensor.Shape, "padding dropped")
 			require.Equal(t, []float32{2 * float32(i+1), 2 * float32(i+1)}, out["y"].Tensor.Data)
@@ -412,13 +347,13 @@ func TestBatcherPadsToAllowedSizes(t *testing.T) {
 	waitQueued(t, b, 3)
 	require.NoError(t, b.Close()) // closing flushes the partial batch without waiting the delay
 	wg.Wait()
-	require.Equal(t, []int{4}, f.runSizes(), "3 rows padded to 4")
+	require.Equal(t, []int{4}, f.Runs(), "3 rows padded to 4")
 	require.Equal(t, uint64(1), b.Stats().Padding)
 	require.Equal(t, map[int]uint64{3: 1}, b.Stats().BatchSizes)
 }
 
 func TestBatcherMergesOnlyMatchingShapes(t *testing.T) {
-	f := &fakeModel{}
+	f := &servingtest.Doubler{}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1, AlwaysWait: true})
 	require.NoError(t, err)
 	defer b.Close()
@@ -428,18 +363,18 @@ func TestBatcherMergesOnlyMatchingShapes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			k := 2 + i%2 // widths 2 and 3 must not share a run
-			out, err := b.Predict(context.Background(), row(float32(i), k))
+			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), k))
 			require.NoError(t, err)
 			require.Equal(t, []int64{1, int64(k)}, out["y"].Tensor.Shape)
 		}()
 	}
 	wg.Wait()
-	require.Len(t, f.runSizes(), 2)
-	require.ElementsMatch(t, []int{3, 3}, f.runSizes())
+	require.Len(t, f.Runs(), 2)
+	require.ElementsMatch(t, []int{3, 3}, f.Runs())
 }
 
 func TestBatcherLargeRequestRunsAlone(t *testing.T) {
-	f := &fakeModel{}
+	f := &servingtest.Doubler{}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4})
 	require.NoError(t, err)
 	defer b.Close()
@@ -447,12 +382,12 @@ func TestBatcherLargeRequestRunsAlone(t *testing.T) {
 	out, err := b.Predict(context.Background(), in)
 	require.NoError(t, err)
 	require.Equal(t, []int64{10, 1}, out["y"].Tensor.Shape)
-	require.Equal(t, []int{10}, f.runSizes())
+	require.Equal(t, []int{10}, f.Runs())
 }
 
 func TestBatcherRunErrorReachesEveryRequest(t *testing.T) {
 	boom := errors.New("boom")
-	f := &fakeModel{fail: boom}
+	f := &servingtest.Doubler{Fail: boom}
 	b, err := NewBatcher(f, BatcherOptions{MaxQueueDelay: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer b.Close()
@@ -461,7 +396,7 @@ func TestBatcherRunErrorReachesEveryRequest(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := b.Predict(context.Background(), row(1, 1))
+			_, err := b.Predict(context.Background(), servingtest.Row(1, 1))
 			require.ErrorIs(t, err, boom)
 		}()
 	}
@@ -470,7 +405,7 @@ func TestBatcherRunErrorReachesEveryRequest(t *testing.T) {
 }
 
 func TestBatcherBadInput(t *testing.T) {
-	m := load(t, "multi_io", Options{})
+	m := load(t, "multi_io", onnx.Options{})
 	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true})
 	require.NoError(t, err)
 	defer b.Close()
@@ -487,7 +422,7 @@ func TestBatcherBadInput(t *testing.T) {
 }
 
 func TestBatcherOptionsValidation(t *testing.T) {
-	f := &fakeModel{}
+	f := &servingtest.Doubler{}
 	_, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{0, 4}})
 	require.ErrorContains(t, err, "allowed batch sizes must be positive")
 	_, err = NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{4}, MaxBatchSize: 8})
@@ -499,7 +434,7 @@ func TestBatcherOptionsValidation(t *testing.T) {
 }
 
 func TestBatcherCloseDrainsQueue(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{})}
+	f := &servingtest.Doubler{Gate: make(chan struct{})}
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -507,7 +442,7 @@ func TestBatcherCloseDrainsQueue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := b.Predict(context.Background(), row(float32(i), 1))
+			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), 1))
 			require.NoError(t, err, "queued requests are served by Close, not dropped")
 			require.Equal(t, []float32{2 * float32(i)}, out["y"].Tensor.Data)
 		}()
@@ -518,14 +453,14 @@ func TestBatcherCloseDrainsQueue(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 		defer cancel()
-		_, err := b.Predict(ctx, row(1, 1))
+		_, err := b.Predict(ctx, servingtest.Row(1, 1))
 		return errors.Is(err, ErrClosed)
 	}, 5*time.Second, time.Millisecond)
-	close(f.gate)
+	close(f.Gate)
 	require.NoError(t, <-closed)
 	wg.Wait()
 	require.NoError(t, b.Close(), "Close is idempotent")
-	require.Equal(t, 5, sum(f.runSizes()))
+	require.Equal(t, 5, sum(f.Runs()))
 }
 
 func sum(xs []int) int {
@@ -534,58 +469,6 @@ func sum(xs []int) int {
 		s += x
 	}
 	return s
-}
-
-func TestManyModelsInOneProcess(t *testing.T) {
-	before := LiveSessions()
-	const n = 50
-	batchers := make([]*Batcher, n)
-	for i := range batchers {
-		m, err := Load(testModel("mlp"), Options{Name: fmt.Sprintf("mlp-%d", i)})
-		require.NoError(t, err)
-		batchers[i], err = NewBatcher(m, BatcherOptions{MaxBatchSize: 8 + i, MaxQueueLength: 16, MaxInFlight: 1})
-		require.NoError(t, err)
-	}
-	require.Equal(t, before+n, LiveSessions())
-	x := seq(16, 0.5)
-	want := mlpReference(t, x, 1)
-	var wg sync.WaitGroup
-	for i, b := range batchers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < 4; j++ {
-				out, err := b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{1, 16}, x...)})
-				require.NoError(t, err)
-				require.InDeltaSlice(t, want, out["y"].Tensor.Data, 1e-4)
-			}
-			require.Equal(t, fmt.Sprintf("mlp-%d", i), b.Info().Name)
-		}()
-	}
-	wg.Wait()
-	for _, b := range batchers {
-		require.Equal(t, uint64(4), b.Stats().Rows)
-		require.NoError(t, b.Close())
-	}
-	require.Equal(t, before, LiveSessions(), "every session freed")
-}
-
-func TestStatsPercentiles(t *testing.T) {
-	var h latencyHist
-	for i := 1; i <= 100; i++ {
-		h.observe(time.Duration(i) * time.Millisecond)
-	}
-	s := h.summary()
-	require.Equal(t, uint64(100), s.Count)
-	within := func(want, got time.Duration) {
-		t.Helper()
-		require.InEpsilon(t, float64(want), float64(got), 0.125)
-	}
-	within(50*time.Millisecond, s.P50)
-	within(95*time.Millisecond, s.P95)
-	within(99*time.Millisecond, s.P99)
-	within(100*time.Millisecond, s.Max)
-	require.Equal(t, 50500*time.Microsecond, s.Mean)
 }
 
 // requireSameValues checks two outputs are equal: exactly for integers,
@@ -626,25 +509,8 @@ func requireSameValue(t *testing.T, w, g Value, msg ...any) {
 	}
 }
 
-func TestHistogramBuckets(t *testing.T) {
-	prev := time.Duration(-1)
-	for i := 0; i < histBuckets; i++ {
-		ub := upperBound(i)
-		require.Greater(t, ub, prev, "bucket %d", i)
-		require.Equal(t, i, bucketOf(ub), "upper bound of bucket %d falls in it", i)
-		require.Equal(t, i, bucketOf(prev+1), "lower bound of bucket %d falls in it", i)
-		if ub > 16 {
-			require.LessOrEqual(t, float64(ub-prev)/float64(ub), 0.125, "bucket %d is narrow", i)
-		}
-		prev = ub
-		if ub > time.Duration(1)<<62 {
-			break
-		}
-	}
-}
-
 func TestPredictIntoReusesBuffers(t *testing.T) {
-	m, err := Load(testModel("multi_io"), Options{})
+	m, err := onnx.Load(context.Background(), testModel("multi_io"), onnx.Options{})
 	require.NoError(t, err)
 	b, err := NewBatcher(m, BatcherOptions{})
 	require.NoError(t, err)
@@ -693,7 +559,7 @@ func dataPtr(d any) any {
 }
 
 func TestPredictIntoErrors(t *testing.T) {
-	m, err := Load(testModel("sequence"), Options{})
+	m, err := onnx.Load(context.Background(), testModel("sequence"), onnx.Options{})
 	require.NoError(t, err)
 	b, err := NewBatcher(m, BatcherOptions{})
 	require.NoError(t, err)
@@ -702,19 +568,19 @@ func TestPredictIntoErrors(t *testing.T) {
 	err = b.PredictInto(context.Background(), in, map[string]Tensor{})
 	require.ErrorContains(t, err, "use Predict")
 
-	f, err := NewBatcher(&fakeModel{}, BatcherOptions{})
+	f, err := NewBatcher(&servingtest.Doubler{}, BatcherOptions{})
 	require.NoError(t, err)
 	defer f.Close()
-	require.ErrorContains(t, f.PredictInto(context.Background(), row(1, 1), nil), "non-nil out map")
+	require.ErrorContains(t, f.PredictInto(context.Background(), servingtest.Row(1, 1), nil), "non-nil out map")
 	out := map[string]Tensor{}
-	require.ErrorIs(t, f.PredictInto(context.Background(), map[string]Tensor{"nope": row(1, 1)["x"]}, out), ErrInput)
+	require.ErrorIs(t, f.PredictInto(context.Background(), map[string]Tensor{"nope": servingtest.Row(1, 1)["x"]}, out), ErrInput)
 	require.Empty(t, out, "a rejected request leaves out untouched")
-	require.NoError(t, f.PredictInto(context.Background(), row(4, 3), out))
+	require.NoError(t, f.PredictInto(context.Background(), servingtest.Row(4, 3), out))
 	require.Equal(t, Tensor{Shape: []int64{1, 3}, Data: []float32{8, 8, 8}}, out["y"])
 }
 
 func TestPredictIntoConcurrentReuse(t *testing.T) {
-	m, err := Load(testModel("mlp"), Options{})
+	m, err := onnx.Load(context.Background(), testModel("mlp"), onnx.Options{})
 	require.NoError(t, err)
 	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true, MaxQueueDelay: 5 * time.Millisecond, AlwaysWait: true})
 	require.NoError(t, err)
@@ -747,7 +613,7 @@ func TestPredictIntoConcurrentReuse(t *testing.T) {
 // batches should hold a large share of them. It looks at the middle half of
 // the run, away from the start and the tail, where fewer callers remain.
 func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
-	m, err := Load(testModel(benchModel), Options{})
+	m, err := onnx.Load(context.Background(), testModel(benchModel), onnx.Options{})
 	require.NoError(t, err)
 	b, err := NewBatcher(m, BatcherOptions{})
 	require.NoError(t, err)
@@ -787,23 +653,23 @@ func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 }
 
 func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
-	f := &fakeModel{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	f := &servingtest.Doubler{Gate: make(chan struct{}), Entered: make(chan struct{}, 1)}
 	b, err := NewBatcher(f, BatcherOptions{MaxInFlight: 1})
 	require.NoError(t, err)
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := row(1, 2)
+	in := servingtest.Row(1, 2)
 	out := map[string]Tensor{}
 	errc := make(chan error, 1)
 	go func() { errc <- b.PredictInto(ctx, in, out) }()
-	<-f.entered // the run has started
+	<-f.Entered // the run has started
 	cancel()
 	select {
 	case err := <-errc:
 		t.Fatalf("returned (%v) while its batch still held its inputs and outputs", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(f.gate)
+	close(f.Gate)
 	require.ErrorIs(t, <-errc, context.Canceled)
 	// The caller owns its buffers again; the race detector would report a
 	// batch still writing to them.
@@ -811,7 +677,7 @@ func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
 	out["y"] = Tensor{}
 	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindCanceled])
 
-	res, err := b.Predict(context.Background(), row(2, 1))
+	res, err := b.Predict(context.Background(), servingtest.Row(2, 1))
 	require.NoError(t, err, "the batcher keeps serving")
 	require.Equal(t, []float32{4}, res["y"].Tensor.Data)
 }

@@ -1,6 +1,9 @@
-package serving
+package serving_test
 
 import (
+	. "github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
+
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -110,7 +113,7 @@ func BenchmarkPredict(b *testing.B) { benchPredict(b, false) }
 func BenchmarkPredictCancellable(b *testing.B) { benchPredict(b, true) }
 
 func benchPredict(b *testing.B, cancellable bool) {
-	m, err := Load(testModel(benchModel), Options{})
+	m, err := onnx.Load(context.Background(), testModel(benchModel), onnx.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,7 +151,7 @@ func BenchmarkBatcherInto(b *testing.B) { benchBatcher(b, true) }
 func benchBatcher(b *testing.B, into bool) {
 	for _, callers := range []int{64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			m, err := Load(testModel(benchModel), Options{})
+			m, err := onnx.Load(context.Background(), testModel(benchModel), onnx.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -182,7 +185,7 @@ func benchBatcher(b *testing.B, into bool) {
 func BenchmarkBatcherMaxBatch(b *testing.B) {
 	for _, max := range []int{16, 32, 64} {
 		b.Run(fmt.Sprintf("callers=64/max=%d", max), func(b *testing.B) {
-			m, err := Load(testModel(benchModel), Options{})
+			m, err := onnx.Load(context.Background(), testModel(benchModel), onnx.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -6,10 +6,11 @@ import (
 	"log"
 
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 func ExampleNewBatcher() {
-	m, err := serving.Load("../testdata/models/mlp.onnx", serving.Options{WarmUp: true})
+	m, err := onnx.Load(context.Background(), "../testdata/models/mlp.onnx", onnx.Options{WarmUp: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,22 +35,4 @@ func ExampleNewBatcher() {
 	// Output:
 	// [2 4]
 	// serving: input "x": got shape [1 15], want shape [-1 16]
-}
-
-func ExampleONNXModel_Info() {
-	m, err := serving.Load("../testdata/models/state.onnx", serving.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
-	info := m.Info()
-	for _, in := range info.Inputs {
-		fmt.Println(in)
-	}
-	fmt.Println(info.Batchable, info.BatchReason)
-	// Output:
-	// x float32[-1 4]
-	// h float32[1 -1 4]
-	// scale float32[]
-	// false input "h" has a fixed first axis of size 1
 }

@@ -1,6 +1,8 @@
-package serving
+package serving_test
 
 import (
+	. "github.com/quiverml/quiver/serving"
+
 	"context"
 	"fmt"
 	"runtime"

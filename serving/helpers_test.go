@@ -1,41 +1,28 @@
-package serving
+package serving_test
 
 import (
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
+	"context"
 	"testing"
 
+	. "github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
+	"github.com/quiverml/quiver/serving/servingtest"
 	"github.com/stretchr/testify/require"
 )
 
 // testModel returns the path of a committed test model.
-func testModel(name string) string {
-	return filepath.Join("..", "testdata", "models", name+".onnx")
-}
-
-var (
-	ortModuleOnce sync.Once
-	ortModuleDir  string
-	ortModuleErr  error
-)
+func testModel(name string) string { return servingtest.ModelPath(name) }
 
 // thirdPartyModel returns a model shipped in onnxruntime_go's test data,
 // a real model exported by other tools (e.g. scikit-learn).
 func thirdPartyModel(t *testing.T, name string) string {
 	t.Helper()
-	ortModuleOnce.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
-		ortModuleDir, ortModuleErr = strings.TrimSpace(string(out)), err
-	})
-	require.NoError(t, ortModuleErr, "locating the onnxruntime_go module")
-	return filepath.Join(ortModuleDir, "test_data", name)
+	return servingtest.ThirdPartyModel(t, name)
 }
 
-func load(t testing.TB, name string, opts Options) *ONNXModel {
+func load(t testing.TB, name string, opts onnx.Options) *onnx.Model {
 	t.Helper()
-	m, err := Load(testModel(name), opts)
+	m, err := onnx.Load(context.Background(), testModel(name), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Model is anything that turns named input tensors into named output values.
-// The ONNX Runtime implementation is returned by Load and LoadBytes; a
-// Batcher is a Model that merges concurrent requests in front of another
-// Model. Implementations are safe for concurrent use.
+// Engines implement it (serving/onnx on ONNX Runtime); a Batcher is a Model
+// that merges concurrent requests in front of another Model; a registry
+// alias is a Model that forwards to the version it serves. Implementations
+// are safe for concurrent use.
+//
+// A Model may offer more through optional interfaces that callers discover
+// with a type assertion, as io.WriterTo is discovered by io.Copy:
+// InputBorrower and Pinner are the ones the Batcher looks for.
 type Model interface {
 	// Info describes the model's inputs, outputs and metadata.
 	Info() Info
@@ -33,12 +39,52 @@ var (
 	ErrType = errors.New("serving: wrong element type")
 	// ErrInput reports an unknown or missing input name, or a malformed tensor.
 	ErrInput = errors.New("serving: bad input")
-	// ErrProviderUnavailable is returned when the requested execution provider
-	// is not available in the loaded ONNX Runtime and CPU fallback was not allowed.
-	ErrProviderUnavailable = errors.New("serving: execution provider unavailable")
-	// ErrModel reports a model file or byte slice that ONNX Runtime cannot load.
+	// ErrModel reports a model file or byte slice that an engine cannot load.
 	ErrModel = errors.New("serving: cannot load model")
+	// ErrNotReady reports a model that has nothing to serve yet (a registry
+	// alias before its first version loads). It is temporary: retry later.
+	ErrNotReady = errors.New("serving: model not ready")
 )
+
+// RunError wraps an error an engine raised while running a model on inputs
+// that passed validation. The model keeps serving.
+type RunError struct {
+	Model string
+	Err   error
+}
+
+func (e *RunError) Error() string { return fmt.Sprintf("serving: %s: run failed: %v", e.Model, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *RunError) Unwrap() error { return e.Err }
+
+// InputBorrower is implemented by models that read their inputs only during
+// Predict and keep no reference to them afterwards. A Batcher in front of
+// such a model reuses its merged input buffers from batch to batch.
+type InputBorrower interface {
+	Model
+	// BorrowsInputs reports whether Predict is done with its inputs when it
+	// returns.
+	BorrowsInputs() bool
+}
+
+// Pinner is implemented by models that forward each request to a model
+// that may change between requests, such as a registry alias that moves
+// from version to version. Pin returns the model serving now, held until
+// release is called, so that a caller who validated a request against the
+// pinned model's Info runs it on that same model. A Batcher in front of a
+// Pinner pins once per request, validates against the pinned model, merges
+// only requests pinned to the same model, and runs each batch on it: the
+// Batcher follows every change of Info from the next request on.
+//
+// The returned model reports what it serves to the requests' contexts
+// (RequestContexts), so hooks attached to a request fire even when the
+// request ran inside a merged batch. Pin returns an error matching
+// ErrNotReady while there is nothing to serve.
+type Pinner interface {
+	Model
+	Pin() (m Model, release func(), err error)
+}
 
 // InputError says what was wrong with one input. It matches ErrShape, ErrType
 // or ErrInput through errors.Is, depending on Kind.
@@ -80,6 +126,33 @@ type Info struct {
 	Batchable bool
 	// BatchReason says why Batchable is false.
 	BatchReason string
+}
+
+// Clone returns a deep copy of i that shares no slice or map with it.
+func (i Info) Clone() Info {
+	c := i
+	c.Inputs = cloneIOs(i.Inputs)
+	c.Outputs = cloneIOs(i.Outputs)
+	if i.Custom != nil {
+		c.Custom = make(map[string]string, len(i.Custom))
+		for k, v := range i.Custom {
+			c.Custom[k] = v
+		}
+	}
+	return c
+}
+
+func cloneIOs(ios []IOInfo) []IOInfo {
+	if ios == nil {
+		return nil
+	}
+	out := make([]IOInfo, len(ios))
+	for k, io := range ios {
+		io.Shape = slices.Clone(io.Shape)
+		io.DimNames = slices.Clone(io.DimNames)
+		out[k] = io
+	}
+	return out
 }
 
 // Input returns the input named name.

@@ -21,7 +21,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 	"github.com/quiverml/quiver/vector"
 	"github.com/quiverml/quiver/vector/rag"
 )
@@ -133,7 +133,7 @@ func run(ctx context.Context, w io.Writer, questions []string, k int) error {
 }
 
 func retrieve(ctx context.Context, questions []string, k int) ([]answer, error) {
-	model, err := serving.LoadBytes(embedderONNX, serving.Options{Name: "embedder"})
+	model, err := onnx.LoadBytes(context.Background(), embedderONNX, onnx.Options{Name: "embedder"})
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
-package serving
+package onnx
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/quiverml/quiver/serving"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,11 +23,11 @@ var liveSessions atomic.Int64
 // process: a leak check for code that loads and closes models.
 func LiveSessions() int64 { return liveSessions.Load() }
 
-// ONNXModel is a Model backed by one ONNX Runtime session. Predict may be
-// called from many goroutines at once: ONNX Runtime runs them concurrently on
-// the same session.
-type ONNXModel struct {
-	info    Info
+// Model is a serving.Model backed by one ONNX Runtime session. Predict may
+// be called from many goroutines at once: ONNX Runtime runs them
+// concurrently on the same session.
+type Model struct {
+	info    serving.Info
 	sig     *graphSignature
 	session *ort.DynamicAdvancedSession
 	inNames []string
@@ -40,26 +42,74 @@ type ONNXModel struct {
 	roFree []*ort.RunOptions
 }
 
-// maxIdleRunOptions bounds the run options an ONNXModel keeps for reuse.
+// maxIdleRunOptions bounds the run options a Model keeps for reuse.
 const maxIdleRunOptions = 64
 
-var _ Model = (*ONNXModel)(nil)
+var (
+	_ serving.Model         = (*Model)(nil)
+	_ serving.InputBorrower = (*Model)(nil)
+)
 
-// Load reads an ONNX model file and opens it on ONNX Runtime.
-func Load(path string, opts Options) (*ONNXModel, error) {
+// BorrowsInputs reports true: ONNX Runtime copies nothing it keeps, and a
+// run is done with its inputs when Predict returns.
+func (m *Model) BorrowsInputs() bool { return true }
+
+// Load reads an ONNX model file and opens it on ONNX Runtime. See LoadBytes
+// for what ctx bounds.
+func Load(ctx context.Context, path string, opts Options) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("onnx: loading %s: %w", path, err)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrModel, err)
+		return nil, fmt.Errorf("%w: %v", serving.ErrModel, err)
 	}
 	if opts.Name == "" {
 		opts.Name = filepath.Base(path)
 	}
-	return LoadBytes(data, opts)
+	return LoadBytes(ctx, data, opts)
 }
 
 // LoadBytes opens an ONNX model held in memory on ONNX Runtime. data is not
-// retained.
-func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
+// retained. When ctx ends before the session is created (and warmed up,
+// with Options.WarmUp), LoadBytes returns the context's error at once; the
+// session still being built is closed in the background as soon as ONNX
+// Runtime hands it back, since a session under construction cannot be
+// interrupted.
+func LoadBytes(ctx context.Context, data []byte, opts Options) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("onnx: loading %s: %w", opts.Name, err)
+	}
+	if ctx.Done() == nil {
+		return loadBytes(data, opts)
+	}
+	type loaded struct {
+		m   *Model
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		m, err := loadBytes(data, opts)
+		done <- loaded{m, err}
+	}()
+	select {
+	case l := <-done:
+		return l.m, l.err
+	case <-ctx.Done():
+		go func() {
+			if l := <-done; l.m != nil {
+				l.m.Close()
+			}
+		}()
+		name := opts.Name
+		if name == "" {
+			name = "model"
+		}
+		return nil, fmt.Errorf("onnx: loading %s: %w", name, ctx.Err())
+	}
+}
+
+func loadBytes(data []byte, opts Options) (*Model, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -68,21 +118,21 @@ func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
 		opts.Name = "model"
 	}
 	if len(data) == 0 {
-		return nil, fmt.Errorf("%w %q: empty model data", ErrModel, opts.Name)
+		return nil, fmt.Errorf("%w %q: empty model data", serving.ErrModel, opts.Name)
 	}
 	if err := ortenv.Init(opts.LibraryPath); err != nil {
-		return nil, fmt.Errorf("serving: %w", err)
+		return nil, fmt.Errorf("onnx: %w", err)
 	}
 	sig, err := parseSignature(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: not an ONNX model: %v", ErrModel, opts.Name, err)
+		return nil, fmt.Errorf("%w %q: not an ONNX model: %v", serving.ErrModel, opts.Name, err)
 	}
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrModel, opts.Name, err)
+		return nil, fmt.Errorf("%w %q: %v", serving.ErrModel, opts.Name, err)
 	}
-	m := &ONNXModel{sig: sig, outIdx: map[string]int{}}
-	m.info = Info{Name: opts.Name, Requested: string(opts.Provider)}
+	m := &Model{sig: sig, outIdx: map[string]int{}}
+	m.info = serving.Info{Name: opts.Name, Requested: string(opts.Provider)}
 	for _, in := range ins {
 		m.info.Inputs = append(m.info.Inputs, ioInfo(in, sig))
 		m.inNames = append(m.inNames, in.Name)
@@ -103,7 +153,7 @@ func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
 	m.info.Provider = string(provider)
 	session, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.inNames, outNames, so)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrModel, opts.Name, err)
+		return nil, fmt.Errorf("%w %q: %v", serving.ErrModel, opts.Name, err)
 	}
 	m.session = session
 	liveSessions.Add(1)
@@ -114,21 +164,21 @@ func LoadBytes(data []byte, opts Options) (*ONNXModel, error) {
 	if opts.WarmUp {
 		if err := m.warmUp(); err != nil {
 			m.Close()
-			return nil, fmt.Errorf("serving: warm-up of %q failed: %w", opts.Name, err)
+			return nil, fmt.Errorf("onnx: warm-up of %q failed: %w", opts.Name, err)
 		}
-		opts.Logger.Debug("serving: model warmed up", "model", opts.Name)
+		opts.Logger.Debug("onnx: model warmed up", "model", opts.Name)
 	}
-	opts.Logger.Debug("serving: model loaded", "model", opts.Name, "provider", provider,
+	opts.Logger.Debug("onnx: model loaded", "model", opts.Name, "provider", provider,
 		"inputs", len(m.info.Inputs), "outputs", len(m.info.Outputs), "batchable", m.info.Batchable)
 	return m, nil
 }
 
-func ioInfo(in ort.InputOutputInfo, sig *graphSignature) IOInfo {
-	io := IOInfo{Name: in.Name}
+func ioInfo(in ort.InputOutputInfo, sig *graphSignature) serving.IOInfo {
+	io := serving.IOInfo{Name: in.Name}
 	switch in.OrtValueType {
 	case ort.ONNXTypeTensor:
-		io.Kind = KindTensor
-		io.ElementType = ElementType(in.DataType)
+		io.Kind = serving.KindTensor
+		io.ElementType = serving.ElementType(in.DataType)
 		io.Shape = append([]int64{}, in.Dimensions...)
 		if dims := sig.dims[in.Name]; len(dims) == len(io.Shape) {
 			for k, d := range dims {
@@ -141,11 +191,11 @@ func ioInfo(in ort.InputOutputInfo, sig *graphSignature) IOInfo {
 			}
 		}
 	case ort.ONNXTypeSequence:
-		io.Kind = KindSequence
+		io.Kind = serving.KindSequence
 	case ort.ONNXTypeMap:
-		io.Kind = KindMap
+		io.Kind = serving.KindMap
 	default:
-		io.Kind = KindOther
+		io.Kind = serving.KindOther
 	}
 	return io
 }
@@ -153,14 +203,14 @@ func ioInfo(in ort.InputOutputInfo, sig *graphSignature) IOInfo {
 // batchability decides whether requests can be merged along axis 0: every
 // input and tensor output must have a dynamic leading axis, and when the
 // model names those axes, all must carry the same name.
-func batchability(info Info, sig *graphSignature) (bool, string) {
+func batchability(info serving.Info, sig *graphSignature) (bool, string) {
 	if len(info.Inputs) == 0 {
 		return false, "model has no inputs"
 	}
 	name := ""
-	check := func(io IOInfo, what string) string {
-		if io.Kind != KindTensor {
-			if what == "output" && io.Kind == KindSequence && sig.seqOfMaps[io.Name] {
+	check := func(io serving.IOInfo, what string) string {
+		if io.Kind != serving.KindTensor {
+			if what == "output" && io.Kind == serving.KindSequence && sig.seqOfMaps[io.Name] {
 				return "" // one map per row: split by element
 			}
 			return fmt.Sprintf("%s %q is a %s, not a tensor with a batch axis", what, io.Name, io.Kind)
@@ -193,10 +243,10 @@ func batchability(info Info, sig *graphSignature) (bool, string) {
 	return true, ""
 }
 
-func (m *ONNXModel) readMetadata() error {
+func (m *Model) readMetadata() error {
 	md, err := m.session.GetModelMetadata()
 	if err != nil {
-		return fmt.Errorf("%w %q: reading metadata: %v", ErrModel, m.info.Name, err)
+		return fmt.Errorf("%w %q: reading metadata: %v", serving.ErrModel, m.info.Name, err)
 	}
 	defer md.Destroy()
 	m.info.Producer, _ = md.GetProducerName()
@@ -206,7 +256,7 @@ func (m *ONNXModel) readMetadata() error {
 	m.info.Version, _ = md.GetVersion()
 	keys, err := md.GetCustomMetadataMapKeys()
 	if err != nil {
-		return fmt.Errorf("%w %q: reading custom metadata: %v", ErrModel, m.info.Name, err)
+		return fmt.Errorf("%w %q: reading custom metadata: %v", serving.ErrModel, m.info.Name, err)
 	}
 	m.info.Custom = make(map[string]string, len(keys))
 	for _, k := range keys {
@@ -218,47 +268,26 @@ func (m *ONNXModel) readMetadata() error {
 }
 
 // Info describes the model. The returned value shares nothing with the model.
-func (m *ONNXModel) Info() Info { return cloneInfo(m.info) }
-
-func cloneInfo(i Info) Info {
-	c := i
-	c.Inputs = make([]IOInfo, len(i.Inputs))
-	for k, io := range i.Inputs {
-		io.Shape = slices.Clone(io.Shape)
-		io.DimNames = slices.Clone(io.DimNames)
-		c.Inputs[k] = io
-	}
-	c.Outputs = make([]IOInfo, len(i.Outputs))
-	for k, io := range i.Outputs {
-		io.Shape = slices.Clone(io.Shape)
-		io.DimNames = slices.Clone(io.DimNames)
-		c.Outputs[k] = io
-	}
-	c.Custom = make(map[string]string, len(i.Custom))
-	for k, v := range i.Custom {
-		c.Custom[k] = v
-	}
-	return c
-}
+func (m *Model) Info() serving.Info { return m.info.Clone() }
 
 // Predict validates inputs against the model's signature, then runs it. A
 // cancelled ctx terminates a run in progress.
-func (m *ONNXModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
+func (m *Model) Predict(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("serving: %s: %w", m.info.Name, err)
+		return nil, fmt.Errorf("onnx: %s: %w", m.info.Name, err)
 	}
-	if _, err := validateInputs(m.info.Inputs, inputs, nil, false); err != nil {
+	if err := serving.Validate(m.info, inputs); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, ErrClosed
+		return nil, serving.ErrClosed
 	}
 	return m.run(ctx, inputs)
 }
 
-func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[string]Value, error) {
+func (m *Model) run(ctx context.Context, inputs map[string]serving.Tensor) (map[string]serving.Value, error) {
 	in := make([]ort.Value, len(m.inNames))
 	defer func() {
 		for _, v := range in {
@@ -270,7 +299,7 @@ func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[stri
 	for i, name := range m.inNames {
 		v, err := toORT(inputs[name])
 		if err != nil {
-			return nil, &InputError{Input: name, Kind: ErrInput, Got: err.Error(), Want: "a tensor ONNX Runtime accepts"}
+			return nil, &serving.InputError{Input: name, Kind: serving.ErrInput, Got: err.Error(), Want: "a tensor ONNX Runtime accepts"}
 		}
 		in[i] = v
 	}
@@ -290,7 +319,7 @@ func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[stri
 	if ctx.Done() != nil {
 		ro, err = m.getRunOptions()
 		if err != nil {
-			return nil, fmt.Errorf("serving: %s: run options: %v", m.info.Name, err)
+			return nil, fmt.Errorf("onnx: %s: run options: %v", m.info.Name, err)
 		}
 		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
@@ -310,22 +339,22 @@ func (m *ONNXModel) run(ctx context.Context, inputs map[string]Tensor) (map[stri
 	}
 	if err := m.session.RunWithOptions(in, out, ro); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("serving: %s: run terminated: %w", m.info.Name, ctxErr)
+			return nil, fmt.Errorf("onnx: %s: run terminated: %w", m.info.Name, ctxErr)
 		}
-		return nil, &RunError{Model: m.info.Name, Err: err}
+		return nil, &serving.RunError{Model: m.info.Name, Err: err}
 	}
-	res := make(map[string]Value, len(out))
+	res := make(map[string]serving.Value, len(out))
 	for i, v := range out {
 		gv, err := fromORT(v)
 		if err != nil {
-			return nil, &RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", m.info.Outputs[i].Name, err)}
+			return nil, &serving.RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", m.info.Outputs[i].Name, err)}
 		}
 		res[m.info.Outputs[i].Name] = gv
 	}
 	return res, nil
 }
 
-func (m *ONNXModel) getRunOptions() (*ort.RunOptions, error) {
+func (m *Model) getRunOptions() (*ort.RunOptions, error) {
 	m.roMu.Lock()
 	if n := len(m.roFree); n > 0 {
 		ro := m.roFree[n-1]
@@ -337,7 +366,7 @@ func (m *ONNXModel) getRunOptions() (*ort.RunOptions, error) {
 	return ort.NewRunOptions()
 }
 
-func (m *ONNXModel) putRunOptions(ro *ort.RunOptions) {
+func (m *Model) putRunOptions(ro *ort.RunOptions) {
 	m.roMu.Lock()
 	if len(m.roFree) < maxIdleRunOptions {
 		m.roFree = append(m.roFree, ro)
@@ -349,29 +378,18 @@ func (m *ONNXModel) putRunOptions(ro *ort.RunOptions) {
 	}
 }
 
-// RunError wraps an error ONNX Runtime returned while running a model.
-type RunError struct {
-	Model string
-	Err   error
-}
-
-func (e *RunError) Error() string { return fmt.Sprintf("serving: %s: run failed: %v", e.Model, e.Err) }
-
-// Unwrap returns the underlying error.
-func (e *RunError) Unwrap() error { return e.Err }
-
 // preallocateOutputs binds Go-owned buffers to the outputs whose shape is
 // known before the run (fixed, or named like an input axis), so ONNX Runtime
 // writes results straight into Go memory: one copy and one allocation fewer
 // per output, and the only way the Go binding can return scalars and 16-bit
 // float tensors whole. Other outputs are left nil for the runtime to allocate.
-func (m *ONNXModel) preallocateOutputs(inputs map[string]Tensor) ([]ort.Value, error) {
+func (m *Model) preallocateOutputs(inputs map[string]serving.Tensor) ([]ort.Value, error) {
 	out := make([]ort.Value, len(m.info.Outputs))
 	for i, o := range m.info.Outputs {
-		if o.Kind != KindTensor {
+		if o.Kind != serving.KindTensor {
 			continue
 		}
-		if o.ElementType == String && len(o.Shape) != 0 {
+		if o.ElementType == serving.String && len(o.Shape) != 0 {
 			continue // string tensors are always allocated by the runtime
 		}
 		shape, ok := m.inferShape(o, inputs)
@@ -385,7 +403,7 @@ func (m *ONNXModel) preallocateOutputs(inputs map[string]Tensor) ([]ort.Value, e
 					v.Destroy()
 				}
 			}
-			return nil, &RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", o.Name, err)}
+			return nil, &serving.RunError{Model: m.info.Name, Err: fmt.Errorf("output %q: %w", o.Name, err)}
 		}
 		out[i] = v
 	}
@@ -394,7 +412,7 @@ func (m *ONNXModel) preallocateOutputs(inputs map[string]Tensor) ([]ort.Value, e
 
 // inferShape resolves an output's shape from its fixed dimensions and from
 // symbolic dimensions it shares with an input.
-func (m *ONNXModel) inferShape(o IOInfo, inputs map[string]Tensor) ([]int64, bool) {
+func (m *Model) inferShape(o serving.IOInfo, inputs map[string]serving.Tensor) ([]int64, bool) {
 	shape := make([]int64, len(o.Shape))
 	odims := m.sig.dims[o.Name]
 	for k, d := range o.Shape {
@@ -424,10 +442,10 @@ func (m *ONNXModel) inferShape(o IOInfo, inputs map[string]Tensor) ([]int64, boo
 	return shape, true
 }
 
-func (m *ONNXModel) warmUp() error {
-	inputs := make(map[string]Tensor, len(m.info.Inputs))
+func (m *Model) warmUp() error {
+	inputs := make(map[string]serving.Tensor, len(m.info.Inputs))
 	for _, in := range m.info.Inputs {
-		if in.Kind != KindTensor {
+		if in.Kind != serving.KindTensor {
 			return fmt.Errorf("input %q is a %s; warm-up needs tensor inputs", in.Name, in.Kind)
 		}
 		shape := make([]int64, len(in.Shape))
@@ -439,7 +457,7 @@ func (m *ONNXModel) warmUp() error {
 			shape[k] = d
 			n *= int(d)
 		}
-		inputs[in.Name] = Tensor{Shape: shape, Data: zeros(in.ElementType, n)}
+		inputs[in.Name] = serving.ZeroTensor(in.ElementType, shape)
 	}
 	_, err := m.Predict(context.Background(), inputs)
 	return err
@@ -448,7 +466,7 @@ func (m *ONNXModel) warmUp() error {
 // Close waits for runs in progress, then frees the session. It is safe to
 // call more than once and from several goroutines; calls after the first
 // return nil.
-func (m *ONNXModel) Close() error {
+func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -466,7 +484,7 @@ func (m *ONNXModel) Close() error {
 	}
 	liveSessions.Add(-1)
 	if err := m.session.Destroy(); err != nil {
-		return fmt.Errorf("serving: %s: destroying session: %w", m.info.Name, err)
+		return fmt.Errorf("onnx: %s: destroying session: %w", m.info.Name, err)
 	}
 	return nil
 }
@@ -479,20 +497,20 @@ func providerError(p Provider, err error) error {
 func sessionOptions(opts Options) (*ort.SessionOptions, Provider, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
-		return nil, "", fmt.Errorf("serving: session options: %w", err)
+		return nil, "", fmt.Errorf("onnx: session options: %w", err)
 	}
 	fail := func(err error) (*ort.SessionOptions, Provider, error) {
 		so.Destroy()
 		return nil, "", err
 	}
 	if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-		return fail(fmt.Errorf("serving: intra-op threads: %w", err))
+		return fail(fmt.Errorf("onnx: intra-op threads: %w", err))
 	}
 	if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
-		return fail(fmt.Errorf("serving: inter-op threads: %w", err))
+		return fail(fmt.Errorf("onnx: inter-op threads: %w", err))
 	}
 	if err := so.SetCpuMemArena(!opts.DisableCPUArena); err != nil {
-		return fail(fmt.Errorf("serving: CPU arena: %w", err))
+		return fail(fmt.Errorf("onnx: CPU arena: %w", err))
 	}
 	level := map[GraphOptimization]ort.GraphOptimizationLevel{
 		OptimizeDefault:  ort.GraphOptimizationLevelEnableAll,
@@ -502,7 +520,7 @@ func sessionOptions(opts Options) (*ort.SessionOptions, Provider, error) {
 		OptimizeAll:      ort.GraphOptimizationLevelEnableAll,
 	}[opts.GraphOptimization]
 	if err := so.SetGraphOptimizationLevel(level); err != nil {
-		return fail(fmt.Errorf("serving: graph optimization: %w", err))
+		return fail(fmt.Errorf("onnx: graph optimization: %w", err))
 	}
 	var perr error
 	switch opts.Provider {
@@ -521,7 +539,7 @@ func sessionOptions(opts Options) (*ort.SessionOptions, Provider, error) {
 	if !opts.AllowCPUFallback {
 		return fail(providerError(opts.Provider, perr))
 	}
-	opts.Logger.Warn("serving: execution provider unavailable, falling back to CPU",
+	opts.Logger.Warn("onnx: execution provider unavailable, falling back to CPU",
 		"model", opts.Name, "provider", opts.Provider, "error", perr)
 	// Start over so no half-registered provider is left behind.
 	so.Destroy()

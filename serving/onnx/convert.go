@@ -1,6 +1,8 @@
-package serving
+package onnx
 
 import (
+	"github.com/quiverml/quiver/serving"
+
 	"fmt"
 	"unsafe"
 
@@ -32,7 +34,7 @@ func newNumeric[T ort.TensorData](shape []int64, data []T) (ort.Value, error) {
 	return ort.NewTensor(ort.Shape(shape), data)
 }
 
-func newCustom(shape []int64, b []byte, t ElementType) (ort.Value, error) {
+func newCustom(shape []int64, b []byte, t serving.ElementType) (ort.Value, error) {
 	if len(shape) == 0 {
 		return nil, fmt.Errorf("%s scalars are not supported by the ONNX Runtime binding", t)
 	}
@@ -44,7 +46,7 @@ func newCustom(shape []int64, b []byte, t ElementType) (ort.Value, error) {
 
 // toORT wraps a validated Tensor as an ONNX Runtime value. Numeric data is
 // shared with the Go slice, not copied.
-func toORT(t Tensor) (ort.Value, error) {
+func toORT(t serving.Tensor) (ort.Value, error) {
 	s := t.Shape
 	switch d := t.Data.(type) {
 	case []float32:
@@ -69,14 +71,14 @@ func toORT(t Tensor) (ort.Value, error) {
 		return newNumeric(s, d)
 	case []bool:
 		return newNumeric(s, d)
-	case []F16:
-		return newCustom(s, bytesOf(d), Float16)
-	case []BF16:
-		return newCustom(s, bytesOf(d), BFloat16)
+	case []serving.F16:
+		return newCustom(s, bytesOf(d), serving.Float16)
+	case []serving.BF16:
+		return newCustom(s, bytesOf(d), serving.BFloat16)
 	case []complex64:
-		return newCustom(s, bytesOf(d), Complex64)
+		return newCustom(s, bytesOf(d), serving.Complex64)
 	case []complex128:
-		return newCustom(s, bytesOf(d), Complex128)
+		return newCustom(s, bytesOf(d), serving.Complex128)
 	case []string:
 		if len(s) == 0 {
 			return nil, fmt.Errorf("string scalars are not supported by the ONNX Runtime binding")
@@ -95,7 +97,7 @@ func toORT(t Tensor) (ort.Value, error) {
 }
 
 // emptyORT allocates a Go-backed output value of the given type and shape.
-func emptyORT(t ElementType, shape []int64) (ort.Value, error) {
+func emptyORT(t serving.ElementType, shape []int64) (ort.Value, error) {
 	n := 1
 	for _, d := range shape {
 		n *= int(d)
@@ -104,60 +106,20 @@ func emptyORT(t ElementType, shape []int64) (ort.Value, error) {
 		return nil, fmt.Errorf("cannot bind an empty %s output", t)
 	}
 	switch t {
-	case Float16, BFloat16, Complex64, Complex128:
+	case serving.Float16, serving.BFloat16, serving.Complex64, serving.Complex128:
 		return newCustom(shape, make([]byte, n*t.Size()), t)
-	case String:
+	case serving.String:
 		return nil, fmt.Errorf("string scalar outputs are not supported by the ONNX Runtime binding")
 	}
-	z := zeros(t, n)
-	if z == nil {
+	z := serving.ZeroTensor(t, shape)
+	if z.Data == nil {
 		return nil, fmt.Errorf("unsupported output element type %s", t)
 	}
-	v, err := toORT(Tensor{Shape: shape, Data: z})
-	return v, err
-}
-
-// zeros returns a zero-filled slice of n elements of type t, or nil.
-func zeros(t ElementType, n int) any {
-	switch t {
-	case Float32:
-		return make([]float32, n)
-	case Float64:
-		return make([]float64, n)
-	case Int8:
-		return make([]int8, n)
-	case Uint8:
-		return make([]uint8, n)
-	case Int16:
-		return make([]int16, n)
-	case Uint16:
-		return make([]uint16, n)
-	case Int32:
-		return make([]int32, n)
-	case Uint32:
-		return make([]uint32, n)
-	case Int64:
-		return make([]int64, n)
-	case Uint64:
-		return make([]uint64, n)
-	case Bool:
-		return make([]bool, n)
-	case String:
-		return make([]string, n)
-	case Float16:
-		return make([]F16, n)
-	case BFloat16:
-		return make([]BF16, n)
-	case Complex64:
-		return make([]complex64, n)
-	case Complex128:
-		return make([]complex128, n)
-	}
-	return nil
+	return toORT(z)
 }
 
 // fromORT copies an ONNX Runtime value into Go memory.
-func fromORT(v ort.Value) (Value, error) {
+func fromORT(v ort.Value) (serving.Value, error) {
 	switch x := v.(type) {
 	case *ort.Tensor[float32]:
 		return tensorOut(x)
@@ -206,80 +168,80 @@ func fromORT(v ort.Value) (Value, error) {
 	case *ort.StringTensor:
 		s, err := x.GetContents()
 		if err != nil {
-			return Value{}, err
+			return serving.Value{}, err
 		}
-		return TensorValue(Tensor{Shape: append([]int64(nil), x.GetShape()...), Data: s}), nil
+		return serving.TensorValue(serving.Tensor{Shape: append([]int64(nil), x.GetShape()...), Data: s}), nil
 	case *ort.CustomDataTensor:
 		return customOut(x)
 	case *ort.Sequence:
 		items, err := x.GetValues()
 		if err != nil {
-			return Value{}, err
+			return serving.Value{}, err
 		}
-		seq := make([]Value, len(items))
+		seq := make([]serving.Value, len(items))
 		for i, it := range items {
 			if seq[i], err = fromORT(it); err != nil {
-				return Value{}, fmt.Errorf("sequence element %d: %w", i, err)
+				return serving.Value{}, fmt.Errorf("sequence element %d: %w", i, err)
 			}
 		}
-		return Value{Kind: KindSequence, Sequence: seq}, nil
+		return serving.Value{Kind: serving.KindSequence, Sequence: seq}, nil
 	case *ort.Map:
 		k, vals, err := x.GetKeysAndValues()
 		if err != nil {
-			return Value{}, err
+			return serving.Value{}, err
 		}
 		kv, err := fromORT(k)
 		if err != nil {
-			return Value{}, fmt.Errorf("map keys: %w", err)
+			return serving.Value{}, fmt.Errorf("map keys: %w", err)
 		}
 		vv, err := fromORT(vals)
 		if err != nil {
-			return Value{}, fmt.Errorf("map values: %w", err)
+			return serving.Value{}, fmt.Errorf("map values: %w", err)
 		}
-		return Value{Kind: KindMap, Keys: kv.Tensor, Values: vv.Tensor}, nil
+		return serving.Value{Kind: serving.KindMap, Keys: kv.Tensor, Values: vv.Tensor}, nil
 	case nil:
-		return Value{}, fmt.Errorf("no value")
+		return serving.Value{}, fmt.Errorf("no value")
 	}
-	return Value{}, fmt.Errorf("unsupported ONNX Runtime value %T", v)
+	return serving.Value{}, fmt.Errorf("unsupported ONNX Runtime value %T", v)
 }
 
 // tensorOut returns the tensor's data without copying: it is Go memory,
 // either bound before the run or copied out of the runtime by the binding,
 // and stays valid after the value is destroyed.
-func tensorOut[T ort.TensorData](t *ort.Tensor[T]) (Value, error) {
+func tensorOut[T ort.TensorData](t *ort.Tensor[T]) (serving.Value, error) {
 	d := t.GetData()
-	return TensorValue(Tensor{Shape: append([]int64(nil), t.GetShape()...), Data: d}), nil
+	return serving.TensorValue(serving.Tensor{Shape: append([]int64(nil), t.GetShape()...), Data: d}), nil
 }
 
-func scalarOut[T ort.TensorData](s *ort.Scalar[T]) (Value, error) {
-	return TensorValue(Tensor{Shape: []int64{}, Data: []T{s.GetData()}}), nil
+func scalarOut[T ort.TensorData](s *ort.Scalar[T]) (serving.Value, error) {
+	return serving.TensorValue(serving.Tensor{Shape: []int64{}, Data: []T{s.GetData()}}), nil
 }
 
-func customOut(t *ort.CustomDataTensor) (Value, error) {
+func customOut(t *ort.CustomDataTensor) (serving.Value, error) {
 	shape := append([]int64(nil), t.GetShape()...)
-	et := ElementType(t.DataType())
+	et := serving.ElementType(t.DataType())
 	n := 1
 	for _, d := range shape {
 		n *= int(d)
 	}
 	b := t.GetData()
 	if et.Size() == 0 || len(b) != n*et.Size() {
-		return Value{}, fmt.Errorf("%s output of shape %v came back with %d bytes, want %d: "+
+		return serving.Value{}, fmt.Errorf("%s output of shape %v came back with %d bytes, want %d: "+
 			"the ONNX Runtime binding only returns such outputs whole when their shape is known "+
 			"before the run (fixed, or named like an input axis)", et, shape, len(b), n*et.Size())
 	}
 	var data any
 	switch et {
-	case Float16:
-		data = sliceOf[F16](b)
-	case BFloat16:
-		data = sliceOf[BF16](b)
-	case Complex64:
+	case serving.Float16:
+		data = sliceOf[serving.F16](b)
+	case serving.BFloat16:
+		data = sliceOf[serving.BF16](b)
+	case serving.Complex64:
 		data = sliceOf[complex64](b)
-	case Complex128:
+	case serving.Complex128:
 		data = sliceOf[complex128](b)
 	default:
-		return Value{}, fmt.Errorf("unsupported output element type %s", et)
+		return serving.Value{}, fmt.Errorf("unsupported output element type %s", et)
 	}
-	return TensorValue(Tensor{Shape: shape, Data: data}), nil
+	return serving.TensorValue(serving.Tensor{Shape: shape, Data: data}), nil
 }

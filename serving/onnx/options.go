@@ -1,9 +1,19 @@
-package serving
+package onnx
 
 import (
+	"context"
+
+	"github.com/quiverml/quiver/serving"
+
+	"errors"
 	"fmt"
 	"log/slog"
 )
+
+// ErrProviderUnavailable is returned when the requested execution provider
+// is not available in the loaded ONNX Runtime and CPU fallback was not
+// allowed.
+var ErrProviderUnavailable = errors.New("onnx: execution provider unavailable")
 
 // Provider names an ONNX Runtime execution provider.
 type Provider string
@@ -94,7 +104,7 @@ type TensorRTOptions struct {
 
 func (o Options) withDefaults() (Options, error) {
 	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
-		return o, fmt.Errorf("serving: thread counts must be >= 0, got intra-op %d, inter-op %d", o.IntraOpThreads, o.InterOpThreads)
+		return o, fmt.Errorf("onnx: thread counts must be >= 0, got intra-op %d, inter-op %d", o.IntraOpThreads, o.InterOpThreads)
 	}
 	if o.IntraOpThreads == 0 {
 		o.IntraOpThreads = 1
@@ -108,18 +118,35 @@ func (o Options) withDefaults() (Options, error) {
 	switch o.Provider {
 	case ProviderCPU, ProviderCUDA, ProviderTensorRT:
 	default:
-		return o, fmt.Errorf("serving: unknown execution provider %q, want CPU, CUDA or TensorRT", o.Provider)
+		return o, fmt.Errorf("onnx: unknown execution provider %q, want CPU, CUDA or TensorRT", o.Provider)
 	}
 	switch o.CUDA.ConvAlgoSearch {
 	case "", "EXHAUSTIVE", "HEURISTIC", "DEFAULT":
 	default:
-		return o, fmt.Errorf("serving: CUDA.ConvAlgoSearch %q, want EXHAUSTIVE, HEURISTIC or DEFAULT", o.CUDA.ConvAlgoSearch)
+		return o, fmt.Errorf("onnx: CUDA.ConvAlgoSearch %q, want EXHAUSTIVE, HEURISTIC or DEFAULT", o.CUDA.ConvAlgoSearch)
 	}
 	if o.GraphOptimization < OptimizeDefault || o.GraphOptimization > OptimizeAll {
-		return o, fmt.Errorf("serving: unknown graph optimization level %d", o.GraphOptimization)
+		return o, fmt.Errorf("onnx: unknown graph optimization level %d", o.GraphOptimization)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return o, nil
+}
+
+// Opener returns a function that loads model files with opts, naming each
+// model name unless opts.Name is set: the shape of function that callers
+// opening models by path take, such as registry.FileLoader.
+func Opener(opts Options) func(ctx context.Context, path, name string) (serving.Model, error) {
+	return func(ctx context.Context, path, name string) (serving.Model, error) {
+		o := opts
+		if o.Name == "" {
+			o.Name = name
+		}
+		m, err := Load(ctx, path, o)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 }

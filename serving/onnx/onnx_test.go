@@ -1,6 +1,8 @@
-package serving
+package onnx
 
 import (
+	"github.com/quiverml/quiver/serving"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -18,8 +20,8 @@ func TestLoadMLPInfo(t *testing.T) {
 	m := load(t, "mlp", Options{})
 	info := m.Info()
 	require.Equal(t, "mlp.onnx", info.Name)
-	require.Equal(t, []IOInfo{{Name: "x", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 16}, DimNames: []string{"batch", ""}}}, info.Inputs)
-	require.Equal(t, []IOInfo{{Name: "y", Kind: KindTensor, ElementType: Float32, Shape: []int64{-1, 4}, DimNames: []string{"batch", ""}}}, info.Outputs)
+	require.Equal(t, []serving.IOInfo{{Name: "x", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, 16}, DimNames: []string{"batch", ""}}}, info.Inputs)
+	require.Equal(t, []serving.IOInfo{{Name: "y", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, 4}, DimNames: []string{"batch", ""}}}, info.Outputs)
 	require.Equal(t, "quiver-testgen", info.Producer)
 	require.Equal(t, int64(1), info.Version)
 	require.Equal(t, map[string]string{"task": "tabular", "owner": "quiver"}, info.Custom)
@@ -35,7 +37,7 @@ func TestLoadMLPInfo(t *testing.T) {
 func TestMLPMatchesIndependentComputation(t *testing.T) {
 	m := load(t, "mlp", Options{})
 	x := seq(3*16, 0.1)
-	out, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{3, 16}, x...)})
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{3, 16}, x...)})
 	require.NoError(t, err)
 	y, err := out["y"].Tensor.Float32s()
 	require.NoError(t, err)
@@ -48,10 +50,10 @@ func TestMLPMatchesIndependentComputation(t *testing.T) {
 
 func TestMultiIO(t *testing.T) {
 	m := load(t, "multi_io", Options{})
-	out, err := m.Predict(context.Background(), map[string]Tensor{
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{
 		"a":   f32([]int64{2, 4}, 1, -2, 3, -4, 5, 6, -7, 8),
 		"b":   f32([]int64{2, 4}, 1, 1, 1, 1, 2, 2, 2, 2),
-		"ids": NewTensor([]int64{2, 3}, []int64{1, 2, 3, 10, 20, 30}),
+		"ids": serving.NewTensor([]int64{2, 3}, []int64{1, 2, 3, 10, 20, 30}),
 	})
 	require.NoError(t, err)
 	require.Equal(t, []float32{2, -1, 4, -3, 7, 8, -5, 10}, out["sum"].Tensor.Data)
@@ -62,22 +64,22 @@ func TestMultiIO(t *testing.T) {
 
 func TestEveryElementTypeRoundTrips(t *testing.T) {
 	m := load(t, "types", Options{})
-	half := []F16{F16From(1.5), F16From(-2), F16From(0.25), F16From(100), F16From(-0.125), F16From(3)}
-	bf := []BF16{BF16From(1.5), BF16From(-3), BF16From(7), BF16From(0.5)}
-	in := map[string]Tensor{
-		"half": NewTensor([]int64{2, 3}, half),
-		"flag": NewTensor([]int64{2, 2}, []bool{true, false, false, true}),
-		"f64":  NewTensor([]int64{2, 2}, []float64{1.25, -2, math.MaxFloat64, 4}),
-		"i8":   NewTensor([]int64{2, 2}, []int8{-128, 0, 5, 127}),
-		"u8":   NewTensor([]int64{2, 2}, []uint8{0, 1, 200, 255}),
-		"i16":  NewTensor([]int64{2, 2}, []int16{-32768, 2, 3, 32767}),
-		"u16":  NewTensor([]int64{2, 2}, []uint16{0, 2, 3, 65535}),
-		"i32":  NewTensor([]int64{2, 2}, []int32{math.MinInt32, 2, 3, math.MaxInt32}),
-		"u32":  NewTensor([]int64{2, 2}, []uint32{0, 2, 3, math.MaxUint32}),
-		"i64":  NewTensor([]int64{2, 2}, []int64{math.MinInt64, 2, 3, math.MaxInt64}),
-		"u64":  NewTensor([]int64{2, 2}, []uint64{0, 2, 3, math.MaxUint64}),
-		"bf16": NewTensor([]int64{2, 2}, bf),
-		"str":  NewTensor([]int64{2, 2}, []string{"a", "", "héllo", "大"}),
+	half := []serving.F16{serving.F16From(1.5), serving.F16From(-2), serving.F16From(0.25), serving.F16From(100), serving.F16From(-0.125), serving.F16From(3)}
+	bf := []serving.BF16{serving.BF16From(1.5), serving.BF16From(-3), serving.BF16From(7), serving.BF16From(0.5)}
+	in := map[string]serving.Tensor{
+		"half": serving.NewTensor([]int64{2, 3}, half),
+		"flag": serving.NewTensor([]int64{2, 2}, []bool{true, false, false, true}),
+		"f64":  serving.NewTensor([]int64{2, 2}, []float64{1.25, -2, math.MaxFloat64, 4}),
+		"i8":   serving.NewTensor([]int64{2, 2}, []int8{-128, 0, 5, 127}),
+		"u8":   serving.NewTensor([]int64{2, 2}, []uint8{0, 1, 200, 255}),
+		"i16":  serving.NewTensor([]int64{2, 2}, []int16{-32768, 2, 3, 32767}),
+		"u16":  serving.NewTensor([]int64{2, 2}, []uint16{0, 2, 3, 65535}),
+		"i32":  serving.NewTensor([]int64{2, 2}, []int32{math.MinInt32, 2, 3, math.MaxInt32}),
+		"u32":  serving.NewTensor([]int64{2, 2}, []uint32{0, 2, 3, math.MaxUint32}),
+		"i64":  serving.NewTensor([]int64{2, 2}, []int64{math.MinInt64, 2, 3, math.MaxInt64}),
+		"u64":  serving.NewTensor([]int64{2, 2}, []uint64{0, 2, 3, math.MaxUint64}),
+		"bf16": serving.NewTensor([]int64{2, 2}, bf),
+		"str":  serving.NewTensor([]int64{2, 2}, []string{"a", "", "héllo", "大"}),
 	}
 	out, err := m.Predict(context.Background(), in)
 	require.NoError(t, err)
@@ -85,7 +87,7 @@ func TestEveryElementTypeRoundTrips(t *testing.T) {
 		require.Equal(t, in[name].Data, out[name+"_out"].Tensor.Data, name)
 		require.Equal(t, in[name].Shape, out[name+"_out"].Tensor.Shape, name)
 	}
-	got := out["half_x2"].Tensor.Data.([]F16)
+	got := out["half_x2"].Tensor.Data.([]serving.F16)
 	require.Len(t, got, 6)
 	for i := range half {
 		require.Equal(t, 2*half[i].Float32(), got[i].Float32(), "half %d", i)
@@ -95,11 +97,11 @@ func TestEveryElementTypeRoundTrips(t *testing.T) {
 
 func TestSequenceOutput(t *testing.T) {
 	m := load(t, "sequence", Options{})
-	require.Equal(t, KindSequence, m.Info().Outputs[0].Kind)
-	out, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{2, 2}, 1, -2, 3, -4)})
+	require.Equal(t, serving.KindSequence, m.Info().Outputs[0].Kind)
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{2, 2}, 1, -2, 3, -4)})
 	require.NoError(t, err)
 	parts := out["parts"]
-	require.Equal(t, KindSequence, parts.Kind)
+	require.Equal(t, serving.KindSequence, parts.Kind)
 	require.Len(t, parts.Sequence, 2)
 	require.Equal(t, []float32{1, 0, 3, 0}, parts.Sequence[0].Tensor.Data)
 	require.Equal(t, []float32{-1, 2, -3, 4}, parts.Sequence[1].Tensor.Data)
@@ -108,22 +110,22 @@ func TestSequenceOutput(t *testing.T) {
 // TestThirdPartySklearnMaps runs a random forest exported by skl2onnx, whose
 // probabilities come back as a sequence of maps.
 func TestThirdPartySklearnMaps(t *testing.T) {
-	m, err := Load(thirdPartyModel(t, "sklearn_randomforest.onnx"), Options{})
+	m, err := Load(context.Background(), thirdPartyModel(t, "sklearn_randomforest.onnx"), Options{})
 	require.NoError(t, err)
 	defer m.Close()
 	info := m.Info()
 	require.Equal(t, []int64{-1, 4}, info.Inputs[0].Shape)
 	require.Equal(t, "X", info.Inputs[0].Name)
-	out, err := m.Predict(context.Background(), map[string]Tensor{
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{
 		"X": f32([]int64{2, 4}, 5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3),
 	})
 	require.NoError(t, err)
 	probs := out["output_probability"]
-	require.Equal(t, KindSequence, probs.Kind)
+	require.Equal(t, serving.KindSequence, probs.Kind)
 	require.Len(t, probs.Sequence, 2)
 	labels := out["output_label"].Tensor.Data.([]int64)
 	for i, p := range probs.Sequence {
-		require.Equal(t, KindMap, p.Kind)
+		require.Equal(t, serving.KindMap, p.Kind)
 		keys := p.Keys.Data.([]int64)
 		vals := p.Values.Data.([]float32)
 		require.Equal(t, len(keys), len(vals))
@@ -145,7 +147,7 @@ func TestScalarAndStateInputs(t *testing.T) {
 	info := m.Info()
 	require.False(t, info.Batchable)
 	require.NotEmpty(t, info.BatchReason)
-	out, err := m.Predict(context.Background(), map[string]Tensor{
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{
 		"x":     f32([]int64{2, 4}, 1, 2, 3, 4, 5, 6, 7, 8),
 		"h":     f32([]int64{1, 2, 4}, 1, 1, 1, 1, 2, 2, 2, 2),
 		"scale": f32([]int64{}, 0.5),
@@ -163,7 +165,7 @@ func TestDynamicSpatialAxes(t *testing.T) {
 	for i := range img {
 		img[i] = float32(i / 10) // channel c holds c
 	}
-	out, err := m.Predict(context.Background(), map[string]Tensor{"img": f32([]int64{1, 3, 2, 5}, img...)})
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{"img": f32([]int64{1, 3, 2, 5}, img...)})
 	require.NoError(t, err)
 	require.Equal(t, []float32{0, 2, 6}, out["features"].Tensor.Data)
 }
@@ -173,34 +175,36 @@ func TestFixedFirstAxis(t *testing.T) {
 	info := m.Info()
 	require.False(t, info.Batchable)
 	require.Contains(t, info.BatchReason, "fixed first axis")
-	_, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{3, 8}, seq(24, 1)...)})
-	require.ErrorIs(t, err, ErrShape)
+	_, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{3, 8}, seq(24, 1)...)})
+	require.ErrorIs(t, err, serving.ErrShape)
 }
 
 func TestValidationErrors(t *testing.T) {
 	m := load(t, "multi_io", Options{})
-	good := func() map[string]Tensor {
-		return map[string]Tensor{
+	good := func() map[string]serving.Tensor {
+		return map[string]serving.Tensor{
 			"a":   f32([]int64{1, 4}, 1, 2, 3, 4),
 			"b":   f32([]int64{1, 4}, 1, 2, 3, 4),
-			"ids": NewTensor([]int64{1, 3}, []int64{1, 2, 3}),
+			"ids": serving.NewTensor([]int64{1, 3}, []int64{1, 2, 3}),
 		}
 	}
 	cases := []struct {
 		name   string
-		mutate func(map[string]Tensor)
+		mutate func(map[string]serving.Tensor)
 		kind   error
 		msg    string
 	}{
-		{"unknown input", func(in map[string]Tensor) { in["c"] = in["a"] }, ErrInput, `input "c": got an unknown input, want one of ["a" "b" "ids"]`},
-		{"missing input", func(in map[string]Tensor) { delete(in, "b") }, ErrInput, `input "b": got no tensor, want float32 [-1 4]`},
-		{"wrong type", func(in map[string]Tensor) { in["ids"] = NewTensor([]int64{1, 3}, []int32{1, 2, 3}) }, ErrType, `input "ids": got int32, want int64`},
-		{"wrong rank", func(in map[string]Tensor) { in["a"] = f32([]int64{4}, 1, 2, 3, 4) }, ErrShape, `input "a": got shape [4] (rank 1), want shape [-1 4] (rank 2)`},
-		{"wrong fixed axis", func(in map[string]Tensor) { in["a"] = f32([]int64{1, 3}, 1, 2, 3) }, ErrShape, `input "a": got shape [1 3], want shape [-1 4]`},
-		{"data too short", func(in map[string]Tensor) { in["a"] = f32([]int64{2, 4}, 1, 2, 3, 4) }, ErrShape, `input "a": got 4 elements for shape [2 4], want 8 elements`},
-		{"negative dim", func(in map[string]Tensor) { in["a"] = f32([]int64{-1, 4}, 1, 2, 3, 4) }, ErrShape, `got shape [-1 4]`},
-		{"nil data", func(in map[string]Tensor) { in["a"] = Tensor{Shape: []int64{1, 4}} }, ErrType, `got data of Go type <nil>, want a []float32`},
-		{"unsupported Go type", func(in map[string]Tensor) { in["a"] = Tensor{Shape: []int64{1, 4}, Data: []int{1, 2, 3, 4}} }, ErrType, `Go type []int`},
+		{"unknown input", func(in map[string]serving.Tensor) { in["c"] = in["a"] }, serving.ErrInput, `input "c": got an unknown input, want one of ["a" "b" "ids"]`},
+		{"missing input", func(in map[string]serving.Tensor) { delete(in, "b") }, serving.ErrInput, `input "b": got no tensor, want float32 [-1 4]`},
+		{"wrong type", func(in map[string]serving.Tensor) { in["ids"] = serving.NewTensor([]int64{1, 3}, []int32{1, 2, 3}) }, serving.ErrType, `input "ids": got int32, want int64`},
+		{"wrong rank", func(in map[string]serving.Tensor) { in["a"] = f32([]int64{4}, 1, 2, 3, 4) }, serving.ErrShape, `input "a": got shape [4] (rank 1), want shape [-1 4] (rank 2)`},
+		{"wrong fixed axis", func(in map[string]serving.Tensor) { in["a"] = f32([]int64{1, 3}, 1, 2, 3) }, serving.ErrShape, `input "a": got shape [1 3], want shape [-1 4]`},
+		{"data too short", func(in map[string]serving.Tensor) { in["a"] = f32([]int64{2, 4}, 1, 2, 3, 4) }, serving.ErrShape, `input "a": got 4 elements for shape [2 4], want 8 elements`},
+		{"negative dim", func(in map[string]serving.Tensor) { in["a"] = f32([]int64{-1, 4}, 1, 2, 3, 4) }, serving.ErrShape, `got shape [-1 4]`},
+		{"nil data", func(in map[string]serving.Tensor) { in["a"] = serving.Tensor{Shape: []int64{1, 4}} }, serving.ErrType, `got data of Go type <nil>, want a []float32`},
+		{"unsupported Go type", func(in map[string]serving.Tensor) {
+			in["a"] = serving.Tensor{Shape: []int64{1, 4}, Data: []int{1, 2, 3, 4}}
+		}, serving.ErrType, `Go type []int`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -208,7 +212,7 @@ func TestValidationErrors(t *testing.T) {
 			c.mutate(in)
 			_, err := m.Predict(context.Background(), in)
 			require.ErrorIs(t, err, c.kind)
-			var ie *InputError
+			var ie *serving.InputError
 			require.True(t, errors.As(err, &ie))
 			require.Contains(t, err.Error(), c.msg)
 		})
@@ -220,13 +224,13 @@ func TestValidationErrors(t *testing.T) {
 
 func TestMismatchedBatchSizesIsAnErrorNotACrash(t *testing.T) {
 	m := load(t, "state", Options{})
-	in := map[string]Tensor{
+	in := map[string]serving.Tensor{
 		"x":     f32([]int64{2, 4}, seq(8, 1)...),
 		"h":     f32([]int64{1, 3, 4}, seq(12, 1)...),
 		"scale": f32([]int64{}, 2),
 	}
 	_, err := m.Predict(context.Background(), in)
-	var re *RunError
+	var re *serving.RunError
 	require.ErrorAs(t, err, &re)
 	in["h"] = f32([]int64{1, 2, 4}, seq(8, 1)...)
 	_, err = m.Predict(context.Background(), in)
@@ -242,21 +246,21 @@ func TestCorruptModels(t *testing.T) {
 		"garbage":   []byte("definitely not a protobuf \xff\xff\xff"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := LoadBytes(b, Options{Name: name})
-			require.ErrorIs(t, err, ErrModel)
+			_, err := LoadBytes(context.Background(), b, Options{Name: name})
+			require.ErrorIs(t, err, serving.ErrModel)
 			require.Contains(t, err.Error(), name)
 		})
 	}
-	_, err = Load("/nonexistent/model.onnx", Options{})
-	require.ErrorIs(t, err, ErrModel)
+	_, err = Load(context.Background(), "/nonexistent/model.onnx", Options{})
+	require.ErrorIs(t, err, serving.ErrModel)
 }
 
 func TestBadOptions(t *testing.T) {
-	_, err := Load(testModel("mlp"), Options{Provider: "TPU"})
+	_, err := Load(context.Background(), testModel("mlp"), Options{Provider: "TPU"})
 	require.ErrorContains(t, err, `unknown execution provider "TPU"`)
-	_, err = Load(testModel("mlp"), Options{IntraOpThreads: -1})
+	_, err = Load(context.Background(), testModel("mlp"), Options{IntraOpThreads: -1})
 	require.ErrorContains(t, err, "thread counts")
-	_, err = Load(testModel("mlp"), Options{CUDA: CUDAOptions{ConvAlgoSearch: "FAST"}})
+	_, err = Load(context.Background(), testModel("mlp"), Options{CUDA: CUDAOptions{ConvAlgoSearch: "FAST"}})
 	require.ErrorContains(t, err, "ConvAlgoSearch")
 }
 
@@ -270,7 +274,7 @@ func TestSessionOptionsVariants(t *testing.T) {
 		{GraphOptimization: OptimizeExtended, WarmUp: true},
 	} {
 		m := load(t, "mlp", o)
-		out, err := m.Predict(context.Background(), map[string]Tensor{"x": x})
+		out, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": x})
 		require.NoError(t, err)
 		y, _ := out["y"].Tensor.Float32s()
 		if ref == nil {
@@ -288,18 +292,18 @@ func TestCUDAUnavailable(t *testing.T) {
 		t.Skip("a GPU is present; TestCUDAOnGPU covers it")
 	}
 	for _, p := range []Provider{ProviderCUDA, ProviderTensorRT} {
-		_, err := Load(testModel("mlp"), Options{Provider: p, CUDA: CUDAOptions{DeviceID: 0, MemoryLimit: 1 << 30, ConvAlgoSearch: "HEURISTIC"}})
+		_, err := Load(context.Background(), testModel("mlp"), Options{Provider: p, CUDA: CUDAOptions{DeviceID: 0, MemoryLimit: 1 << 30, ConvAlgoSearch: "HEURISTIC"}})
 		require.ErrorIs(t, err, ErrProviderUnavailable, "provider %s", p)
 		require.Contains(t, err.Error(), string(p))
 
 		var logs strings.Builder
-		m, err := Load(testModel("mlp"), Options{Provider: p, AllowCPUFallback: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		m, err := Load(context.Background(), testModel("mlp"), Options{Provider: p, AllowCPUFallback: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		require.NoError(t, err)
 		info := m.Info()
 		require.Equal(t, "CPU", info.Provider)
 		require.Equal(t, string(p), info.Requested)
 		require.Contains(t, logs.String(), "falling back to CPU")
-		_, err = m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
+		_, err = m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
 		require.NoError(t, err)
 		require.NoError(t, m.Close())
 	}
@@ -307,7 +311,7 @@ func TestCUDAUnavailable(t *testing.T) {
 
 func TestCloseDrainsAndRejects(t *testing.T) {
 	before := LiveSessions()
-	m, err := Load(testModel("bench_mlp"), Options{})
+	m, err := Load(context.Background(), testModel("bench_mlp"), Options{})
 	require.NoError(t, err)
 	require.Equal(t, before+1, LiveSessions())
 	x := f32([]int64{64, 64}, seq(64*64, 0.01)...)
@@ -318,7 +322,7 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 20; j++ {
-				if _, err := m.Predict(context.Background(), map[string]Tensor{"x": x}); err != nil {
+				if _, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": x}); err != nil {
 					errs <- err
 					return
 				}
@@ -335,40 +339,40 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		require.ErrorIs(t, err, ErrClosed, "a request either completes or gets ErrClosed")
+		require.ErrorIs(t, err, serving.ErrClosed, "a request either completes or gets ErrClosed")
 	}
 	require.Equal(t, before, LiveSessions())
-	_, err = m.Predict(context.Background(), map[string]Tensor{"x": x})
-	require.ErrorIs(t, err, ErrClosed)
+	_, err = m.Predict(context.Background(), map[string]serving.Tensor{"x": x})
+	require.ErrorIs(t, err, serving.ErrClosed)
 }
 
 func TestCancelledContext(t *testing.T) {
 	m := load(t, "mlp", Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := m.Predict(ctx, map[string]Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
+	_, err := m.Predict(ctx, map[string]serving.Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
 	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestZeroRows(t *testing.T) {
 	m := load(t, "mlp", Options{})
-	out, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{0, 16})})
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{0, 16})})
 	require.NoError(t, err)
 	require.Equal(t, []int64{0, 4}, out["y"].Tensor.Shape)
 	require.Empty(t, out["y"].Tensor.Data)
 
-	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true})
+	b, err := serving.NewBatcher(m, serving.BatcherOptions{KeepModelOpen: true})
 	require.NoError(t, err)
 	defer b.Close()
-	_, err = b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{0, 16})})
-	require.ErrorIs(t, err, ErrShape)
+	_, err = b.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{0, 16})})
+	require.ErrorIs(t, err, serving.ErrShape)
 	require.ErrorContains(t, err, "at least 1 row")
 }
 
 func TestCancelTerminatesRunAndModelStaysUsable(t *testing.T) {
 	m := load(t, benchModel, Options{})
 	const rows = 200_000 // a run of a few hundred milliseconds
-	big := map[string]Tensor{"x": NewTensor([]int64{rows, 64}, make([]float32, rows*64))}
+	big := map[string]serving.Tensor{"x": serving.NewTensor([]int64{rows, 64}, make([]float32, rows*64))}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	_, err := m.Predict(ctx, big)
@@ -377,7 +381,7 @@ func TestCancelTerminatesRunAndModelStaysUsable(t *testing.T) {
 
 	// The terminated run's options are reused with the flag cleared: later
 	// runs under live contexts complete.
-	one := map[string]Tensor{"x": NewTensor([]int64{1, 64}, randomFloats(64))}
+	one := map[string]serving.Tensor{"x": serving.NewTensor([]int64{1, 64}, randomFloats(64))}
 	want, err := m.Predict(context.Background(), one)
 	require.NoError(t, err)
 	for i := 0; i < 20; i++ {

@@ -1,4 +1,4 @@
-package serving
+package onnx
 
 import (
 	"encoding/binary"

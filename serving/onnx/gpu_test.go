@@ -1,6 +1,8 @@
-package serving
+package onnx
 
 import (
+	"github.com/quiverml/quiver/serving"
+
 	"context"
 	"os"
 	"os/exec"
@@ -24,12 +26,12 @@ func TestCUDAOnGPU(t *testing.T) {
 	if !hasGPU() || lib == "" {
 		t.Skip("needs an NVIDIA GPU and QUIVER_CUDA_ORT_LIB pointing at a CUDA build of ONNX Runtime")
 	}
-	m, err := Load(testModel("mlp"), Options{Provider: ProviderCUDA, LibraryPath: lib})
+	m, err := Load(context.Background(), testModel("mlp"), Options{Provider: ProviderCUDA, LibraryPath: lib})
 	require.NoError(t, err)
 	defer m.Close()
 	require.Equal(t, "CUDA", m.Info().Provider)
 	x := seq(16, 0.1)
-	out, err := m.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{1, 16}, x...)})
+	out, err := m.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{1, 16}, x...)})
 	require.NoError(t, err)
 	want := mlpReference(t, x, 1)
 	for i, v := range out["y"].Tensor.Data.([]float32) {

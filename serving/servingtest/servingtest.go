@@ -1,0 +1,163 @@
+// Package servingtest provides test doubles and test data for code built on
+// serving.Model: a fake model whose runs can be observed and held back, and
+// the paths of the repository's committed ONNX test models.
+//
+// The fakes test a Batcher's logic (what merges with what, when batches
+// run); they never stand in for a real engine where the engine's behaviour
+// is what a test checks.
+package servingtest
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/quiverml/quiver/serving"
+)
+
+// Doubler is a fake serving.Model that doubles its float32 input "x"
+// (shape [batch, k]) into output "y" and records the row count of every
+// run. Its zero value is ready to use; set the fields before the first
+// Predict.
+type Doubler struct {
+	// ModelName is reported by Info; default "fake".
+	ModelName string
+	// Entered, when set, is sent a value at the start of each run, before
+	// the run waits on Gate.
+	Entered chan struct{}
+	// Gate, when set, blocks every run until it is closed.
+	Gate chan struct{}
+	// Fail, when set, is returned by every run.
+	Fail error
+	// Unbatchable makes Info report Batchable false.
+	Unbatchable bool
+
+	mu     sync.Mutex
+	runs   []int
+	firsts []float32
+	ctxs   []int // request contexts seen per run
+	closed bool
+}
+
+var _ serving.Model = (*Doubler)(nil)
+
+// Info describes x float32[-1 -1] -> y float32[-1 -1].
+func (f *Doubler) Info() serving.Info {
+	name := f.ModelName
+	if name == "" {
+		name = "fake"
+	}
+	return serving.Info{
+		Name:        name,
+		Inputs:      []serving.IOInfo{{Name: "x", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
+		Outputs:     []serving.IOInfo{{Name: "y", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
+		Batchable:   !f.Unbatchable,
+		BatchReason: map[bool]string{true: "Unbatchable is set"}[f.Unbatchable],
+	}
+}
+
+// Predict doubles x, after Entered and Gate.
+func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (map[string]serving.Value, error) {
+	if f.Entered != nil {
+		f.Entered <- struct{}{}
+	}
+	if f.Gate != nil {
+		<-f.Gate
+	}
+	if err := serving.Validate(f.Info(), in); err != nil {
+		return nil, err
+	}
+	x := in["x"].Data.([]float32)
+	f.mu.Lock()
+	f.runs = append(f.runs, int(in["x"].Shape[0]))
+	if len(x) > 0 {
+		f.firsts = append(f.firsts, x[0])
+	}
+	f.ctxs = append(f.ctxs, len(serving.RequestContexts(ctx)))
+	f.mu.Unlock()
+	if f.Fail != nil {
+		return nil, f.Fail
+	}
+	y := make([]float32, len(x))
+	for i := range x {
+		y[i] = 2 * x[i]
+	}
+	return map[string]serving.Value{"y": serving.TensorValue(serving.Tensor{Shape: in["x"].Shape, Data: y})}, nil
+}
+
+// Close marks the model closed.
+func (f *Doubler) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// Closed reports whether Close was called.
+func (f *Doubler) Closed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// Runs returns the row count of every run so far, in order.
+func (f *Doubler) Runs() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.runs...)
+}
+
+// Firsts returns the first element of x of every run so far.
+func (f *Doubler) Firsts() []float32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]float32(nil), f.firsts...)
+}
+
+// RequestCounts returns, for every run so far, how many request contexts
+// the run carried (serving.RequestContexts).
+func (f *Doubler) RequestCounts() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.ctxs...)
+}
+
+// Row returns a request of one row of k copies of v for a Doubler.
+func Row(v float32, k int) map[string]serving.Tensor {
+	d := make([]float32, k)
+	for i := range d {
+		d[i] = v
+	}
+	return map[string]serving.Tensor{"x": serving.NewTensor([]int64{1, int64(k)}, d)}
+}
+
+// ModelPath returns the path of a committed test model,
+// testdata/models/<name>.onnx at the repository's root.
+func ModelPath(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "models", name+".onnx")
+}
+
+var (
+	ortModuleOnce sync.Once
+	ortModuleDir  string
+	ortModuleErr  error
+)
+
+// ThirdPartyModel returns the path of a model shipped in onnxruntime_go's
+// test data: real models exported by other tools (scikit-learn, PyTorch).
+func ThirdPartyModel(t testing.TB, name string) string {
+	t.Helper()
+	ortModuleOnce.Do(func() {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+		ortModuleDir, ortModuleErr = strings.TrimSpace(string(out)), err
+	})
+	if ortModuleErr != nil {
+		t.Fatalf("locating the onnxruntime_go module: %v", ortModuleErr)
+	}
+	return filepath.Join(ortModuleDir, "test_data", name)
+}
