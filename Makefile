@@ -3,7 +3,12 @@ USER_ORT_LIB := $(ONNXRUNTIME_LIB)
 export ONNXRUNTIME_LIB := $(or $(USER_ORT_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
 export CGO_ENABLED := 1
 
-.PHONY: ort test demo bench vet fmt models
+.PHONY: ort test demo bench vet fmt models nocgo
+
+# The packages that need cgo: the ONNX Runtime engine, the process-wide ORT
+# environment, and the example programs that serve models on it. Every
+# other package must build with CGO_ENABLED=0; nocgo proves it.
+CGO_PACKAGES := /serving/onnx /internal/ort /examples/quantize /examples/quickstart /examples/rag /examples/registry
 
 ort:
 	@ONNXRUNTIME_LIB="$(USER_ORT_LIB)" bash scripts/install-ort.sh
@@ -11,7 +16,11 @@ ort:
 vet:
 	go vet ./...
 
-test: ort
+nocgo:
+	CGO_ENABLED=0 go build $$(go list ./... | grep -v $(foreach p,$(CGO_PACKAGES),-e '$(p)$$'))
+	@! go list -deps ./quant | grep -E 'gorgonia|apache/arrow|flatbuffers' || { echo "quant must not depend on the packages above"; exit 1; }
+
+test: ort nocgo
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	cd benchmarks && go vet ./...

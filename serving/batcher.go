@@ -564,6 +564,7 @@ func (b *Batcher) worker() {
 	var buf []*request
 	var bufs []any // merged inputs' data, reused when the model allows it
 	var bufsFor *target
+	bc := new(batchCtx)
 	for {
 		batch := b.next(timer, buf[:0])
 		if batch == nil {
@@ -575,7 +576,7 @@ func (b *Batcher) worker() {
 				bufs = make([]any, len(tgt.info.Inputs))
 			}
 		}
-		b.runBatch(batch, bufs)
+		b.runBatch(batch, bufs, bc)
 		clear(batch) // answered requests go back to the pool; hold none
 		buf = batch
 	}
@@ -660,7 +661,7 @@ func (b *Batcher) take(head *request, batch []*request) []*request {
 	return batch
 }
 
-func (b *Batcher) runBatch(batch []*request, bufs []any) {
+func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
 	b.inFlight.Add(1)
 	defer b.inFlight.Add(-1)
 	start := b.now()
@@ -712,8 +713,9 @@ func (b *Batcher) runBatch(batch []*request, bufs []any) {
 		b.failAll(live, err)
 		return
 	}
-	ctx, span := b.batchContext(live, rows, padded)
+	ctx, span := b.batchContext(bc, live, rows, padded)
 	out, err := tgt.model.Predict(ctx, inputs)
+	bc.release()
 	end := b.now()
 	if span != nil {
 		if err != nil {

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -22,7 +23,9 @@ type requestsKey struct{}
 // A merged run's context carries no deadline and is never cancelled: the
 // run is shared, and one caller giving up does not cut it short for the
 // others (see Batcher.Predict). Its values are those of the first request,
-// and its span is the batch's span.
+// and its span is the batch's span. The Batcher reuses a merged run's
+// context and the returned slice for later batches: use them only until
+// Predict returns.
 func RequestContexts(ctx context.Context) []context.Context {
 	if rs, ok := ctx.Value(requestsKey{}).([]context.Context); ok {
 		return rs
@@ -30,24 +33,44 @@ func RequestContexts(ctx context.Context) []context.Context {
 	return []context.Context{ctx}
 }
 
-// batchContext returns the context a merged batch runs under, and the
-// batch's span when any of its requests is traced.
-func (b *Batcher) batchContext(live []*request, rows, padded int) (context.Context, trace.Span) {
-	ctxs := make([]context.Context, len(live))
+// batchCtx is the context a merged batch runs under: never cancelled, no
+// deadline, the first request's values, and every request's context under
+// requestsKey. Each worker reuses one, so a merged run allocates no
+// context; a model must not keep the context after Predict returns.
+type batchCtx struct {
+	first context.Context
+	reqs  []context.Context
+}
+
+func (c *batchCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *batchCtx) Done() <-chan struct{}       { return nil }
+func (c *batchCtx) Err() error                  { return nil }
+func (c *batchCtx) Value(key any) any {
+	if key == (requestsKey{}) {
+		return c.reqs
+	}
+	return c.first.Value(key)
+}
+
+// batchContext fills bc for the live requests and returns the context the
+// batch runs under, and the batch's span when any of its requests is
+// traced.
+func (b *Batcher) batchContext(bc *batchCtx, live []*request, rows, padded int) (context.Context, trace.Span) {
+	bc.first = live[0].ctx
+	bc.reqs = bc.reqs[:0]
 	var links []trace.Link
-	for i, r := range live {
-		ctxs[i] = r.ctx
+	for _, r := range live {
+		bc.reqs = append(bc.reqs, r.ctx)
 		if r.span != nil {
 			links = append(links, trace.Link{SpanContext: r.span.SpanContext()})
 		}
 	}
-	ctx := context.WithValue(context.WithoutCancel(live[0].ctx), requestsKey{}, ctxs)
 	if links == nil {
-		return ctx, nil
+		return bc, nil
 	}
 	// The batch serves many traces, so it starts a trace of its own
 	// linked to each request's span, as OpenTelemetry advises for batches.
-	ctx, span := b.tracerFor(live[0].ctx).Start(ctx, "quiver.serving.batch",
+	ctx, span := b.tracerFor(live[0].ctx).Start(bc, "quiver.serving.batch",
 		trace.WithNewRoot(), trace.WithLinks(links...), trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
 			attribute.String("quiver.model", live[0].tgt.info.Name),
@@ -56,6 +79,13 @@ func (b *Batcher) batchContext(live []*request, rows, padded int) (context.Conte
 			attribute.Int("quiver.batch.padding", padded-rows),
 		))
 	return ctx, span
+}
+
+// release drops the batch's references to its requests' contexts.
+func (c *batchCtx) release() {
+	c.first = nil
+	clear(c.reqs)
+	c.reqs = c.reqs[:0]
 }
 
 // startSpan starts the request's span when it is traced: when

@@ -3,7 +3,8 @@
 // batch sizes seen, next to the same load served one request at a time and
 // through PredictInto (answers written into reused buffers).
 //
-// By default it builds a tabular MLP (64 -> 256 -> 256 -> 1) in memory; pass
+// By default it serves the tabular MLP (64 -> 256 -> 256 -> 1) embedded in the
+// binary (model/demo_mlp.onnx, a copy of testdata/models/bench_mlp.onnx); pass
 // -model to serve your own .onnx file (every input needs a dynamic leading
 // batch axis for batching; other models run unbatched).
 //
@@ -12,6 +13,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"flag"
 	"fmt"
 	"log"
@@ -22,9 +24,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
+
+//go:embed model/demo_mlp.onnx
+var demoMLP []byte
 
 func main() {
 	modelPath := flag.String("model", "", "ONNX model file (default: a built-in 64->256->256->1 MLP)")
@@ -41,19 +46,15 @@ func main() {
 
 func run(modelPath string, callers int, duration time.Duration, maxBatch int, delay time.Duration) error {
 	var (
-		m   *serving.ONNXModel
+		m   *onnx.Model
 		err error
 	)
 	if modelPath == "" {
-		data, err := onnxpb.MLP(onnxpb.MLPSpec{Sizes: []int{64, 256, 256, 1}, Seed: 1, Name: "demo_mlp"})
+		m, err = onnx.LoadBytes(context.Background(), demoMLP, onnx.Options{Name: "demo_mlp", WarmUp: true})
 		if err != nil {
 			return err
 		}
-		m, err = serving.LoadBytes(data, serving.Options{Name: "demo_mlp", WarmUp: true})
-		if err != nil {
-			return err
-		}
-	} else if m, err = serving.Load(modelPath, serving.Options{WarmUp: true}); err != nil {
+	} else if m, err = onnx.Load(context.Background(), modelPath, onnx.Options{WarmUp: true}); err != nil {
 		return err
 	}
 	info := m.Info()

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 )
@@ -17,20 +17,20 @@ func mlpReference(t *testing.T, x []float32, rows int) []float32 {
 	t.Helper()
 	data, err := os.ReadFile(testModel("mlp"))
 	require.NoError(t, err)
-	var mp onnx.ModelProto
+	var mp onnxpb.ModelProto
 	require.NoError(t, proto.Unmarshal(data, &mp))
 	w := map[string][]float32{}
 	dims := map[string][]int64{}
-	for _, in := range mp.Graph.Initializer {
-		vals := in.FloatData
+	for _, in := range mp.GetGraph().GetInitializer() {
+		vals := in.GetFloatData()
 		if len(vals) == 0 {
-			raw := in.RawData
+			raw := in.GetRawData()
 			vals = make([]float32, len(raw)/4)
 			for i := range vals {
 				vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 			}
 		}
-		w[in.Name], dims[in.Name] = vals, in.Dims
+		w[in.GetName()], dims[in.GetName()] = vals, in.GetDims()
 	}
 	layer := func(in []float32, wn, bn string, relu bool) []float32 {
 		k, n := int(dims[wn][0]), int(dims[wn][1])
