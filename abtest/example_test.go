@@ -103,7 +103,7 @@ func ExampleNewRouter() {
 		Name:     "ranker",
 		Variants: []abtest.Variant{{Name: "v1", Weight: 1}, {Name: "v2", Weight: 1}},
 	})
-	// Any serving.Model works: an ONNX model from serving.Load, a batcher,
+	// Any serving.Model works: an ONNX model from onnx.Load, a batcher,
 	// or a registry alias that follows the version it points at.
 	router, err := abtest.NewRouter(exp, map[string]serving.Model{
 		"v1": echoModel{"v1"}, "v2": echoModel{"v2"},

@@ -21,7 +21,7 @@ func (c constModel) Predict(context.Context, map[string]serving.Tensor) (map[str
 func (c constModel) Close() error { return nil }
 
 // loadConst reads the constant from the version's entry file; a real
-// service uses registry.ONNXLoader.
+// service uses registry.FileLoader with serving/onnx.Opener.
 func loadConst(_ context.Context, v registry.Version, dir string) (serving.Model, error) {
 	data, err := os.ReadFile(filepath.Join(dir, v.Entry))
 	if err != nil {

@@ -13,12 +13,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/quiverml/quiver/internal/latency"
 	"github.com/quiverml/quiver/serving"
 )
 
 // Loader turns a fetched, verified version into a live model. dir holds the
-// version's files; v.Entry names the one to open. ONNXLoader is the ONNX
-// Runtime loader; any backend fits.
+// version's files; v.Entry names the one to open. FileLoader with
+// serving/onnx's Opener loads on ONNX Runtime; any backend fits.
 type Loader func(ctx context.Context, v Version, dir string) (serving.Model, error)
 
 // Policy says which versions of a model a Server keeps loaded, besides the
@@ -62,7 +63,13 @@ type ServerOptions struct {
 	// WarmUp, when set, runs on a freshly loaded version before it is
 	// swapped in; an error keeps it out (ErrWarmUp) and closes it.
 	WarmUp func(ctx context.Context, v Version, m serving.Model) error
-	// Logger receives loads, swaps and failures; nil discards.
+	// Name identifies the server in its metrics (the "registry" label) and
+	// logs (the "registry" attribute), so that several servers in one
+	// service tell their series apart. Empty by default.
+	Name string
+	// Logger receives loads, swaps, unloads and failures. Nil means
+	// slog.Default(), so a version that fails to load is never silent;
+	// pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// Parallel is how many models are synced (and loaded) at once. Zero
 	// means 1: on a small machine, loads in parallel compete with serving.
@@ -170,6 +177,7 @@ type Server struct {
 	swaps, unloads, closes, dropped        atomic.Uint64
 	notServing                             atomic.Uint64
 	lastErr                                atomic.Pointer[errorAt]
+	loadTime                               latency.Histogram // versions that loaded
 }
 
 type errorAt struct {
@@ -283,10 +291,13 @@ func NewServer(reg Registry, load Loader, opts ServerOptions) (*Server, error) {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
+	}
+	if opts.Name != "" {
+		log = log.With("registry", opts.Name)
 	}
 	return &Server{
-		reg: reg, load: load, opts: opts, log: log.With("component", "registry.server"),
+		reg: reg, load: load, opts: opts, log: log,
 		targets: map[targetKey]*target{},
 		models:  map[string]*modelState{},
 		events:  make(chan Event, opts.EventBuffer),
@@ -357,7 +368,7 @@ func (s *Server) poll(ctx context.Context) {
 		case <-s.poke:
 		}
 		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
-			s.log.Debug("sync finished with errors", "err", err)
+			s.log.Debug("registry: sync finished with errors", "error", err)
 		}
 	}
 }
@@ -403,7 +414,7 @@ func (s *Server) Sync(ctx context.Context) error {
 
 func (s *Server) pollFailed(model string, err error) {
 	s.pollErrors.Add(1)
-	s.log.Warn("registry read failed; keeping what is loaded", "model", model, "err", err)
+	s.log.Warn("registry: read failed; keeping what is loaded", "model", model, "error", err)
 	s.emit(Event{Kind: EventPollFailed, Model: model, Err: err})
 }
 
@@ -430,7 +441,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 	for _, b := range snap.Broken {
 		if !ms.broken[b.Error()] {
 			ms.broken[b.Error()] = true
-			s.log.Error("unreadable version", "model", model, "err", b)
+			s.log.Error("registry: unreadable version", "model", model, "error", b)
 			s.emit(Event{Kind: EventBroken, Model: model, Err: b})
 		}
 		errs = append(errs, b)
@@ -439,7 +450,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		// Empty for a moment (a copy in progress, a remount) or for good:
 		// either way, what serves keeps serving.
 		if len(ms.lives) > 0 {
-			s.log.Warn("model has no readable versions; keeping what is loaded", "model", model)
+			s.log.Warn("registry: model has no readable versions; keeping what is loaded", "model", model)
 		}
 		return errors.Join(errs...)
 	}
@@ -570,7 +581,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		if old != nil {
 			from = old.v.Number
 		}
-		s.log.Info("swapped", "model", model, "alias", a, "from", from, "to", l.v.Number)
+		s.log.Info("registry: swapped", "model", model, "alias", a, "version", l.v.Number, "from", from)
 		s.emit(Event{Kind: EventSwapped, Model: model, Alias: a, Version: l.v.Number, From: from})
 	}
 	for k, t := range s.targets {
@@ -591,7 +602,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 	s.mu.Unlock()
 	for _, l := range drop {
 		s.unloads.Add(1)
-		s.log.Info("unloading", "model", model, "version", l.v.Number)
+		s.log.Info("registry: unloading", "model", model, "version", l.v.Number)
 		s.emit(Event{Kind: EventUnloaded, Model: model, Version: l.v.Number})
 		l.release()
 	}
@@ -617,7 +628,7 @@ func (s *Server) loadVersion(ctx context.Context, v Version) (l *live, err error
 	defer func() {
 		if err != nil {
 			s.loadFailures.Add(1)
-			s.log.Error("version not loaded; the current version keeps serving", "model", v.Model, "version", v.Number, "err", err)
+			s.log.Error("registry: version not loaded; the current version keeps serving", "model", v.Model, "version", v.Number, "error", err)
 			s.emit(Event{Kind: EventLoadFailed, Model: v.Model, Version: v.Number, Err: err})
 		}
 	}()
@@ -643,7 +654,8 @@ func (s *Server) loadVersion(ctx context.Context, v Version) (l *live, err error
 	s.lives.Add(1)
 	s.loads.Add(1)
 	took := time.Since(start)
-	s.log.Info("loaded", "model", v.Model, "version", v.Number, "took", took)
+	s.loadTime.Observe(took)
+	s.log.Info("registry: loaded", "model", v.Model, "version", v.Number, "took", took)
 	s.emit(Event{Kind: EventLoaded, Model: v.Model, Version: v.Number, Took: took})
 	return l, nil
 }
@@ -674,7 +686,7 @@ func (s *Server) finish(l *live) {
 	err := l.m.Close()
 	s.closes.Add(1)
 	if err != nil {
-		s.log.Warn("closing a drained version failed", "model", l.v.Model, "version", l.v.Number, "err", err)
+		s.log.Warn("registry: closing a drained version failed", "model", l.v.Model, "version", l.v.Number, "error", err)
 	}
 	s.emit(Event{Kind: EventClosed, Model: l.v.Model, Version: l.v.Number, Err: err})
 }

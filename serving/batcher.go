@@ -30,7 +30,9 @@ type BatcherOptions struct {
 	// A batch does not wait for rows that cannot come: it runs at once when
 	// it holds MaxBatchSize rows, or when it holds its share of the rows
 	// outstanding (rows of requests inside Predict, queued, running or being
-	// answered, divided by MaxInFlight). When every caller is already
+	// answered, divided by MaxInFlight; queued rows that cannot join it,
+	// of other shapes or pinned to another model, do not count). When
+	// every caller is already
 	// waiting on a batch, more rows can only come from a batch that ends, so
 	// waiting would leave a batch slot idle; a lone caller is served at once
 	// instead of after MaxQueueDelay.
@@ -92,6 +94,7 @@ type Batcher struct {
 	mu       sync.Mutex
 	queue    reqQueue
 	keyRows  []keyRows // queued rows per batch key (few distinct keys)
+	queued   int       // queued rows, all keys
 	accepted uint64    // requests accepted into the queue
 	forming  int       // workers waiting on notify for the head's batch
 	closing  bool
@@ -506,6 +509,7 @@ func (b *Batcher) remove(r *request) bool {
 
 // addRows adds n to the queued rows of key; b.mu must be held.
 func (b *Batcher) addRows(key uint64, n int) {
+	b.queued += n
 	for i := range b.keyRows {
 		if b.keyRows[i].key == key {
 			b.keyRows[i].rows += n
@@ -542,7 +546,10 @@ func (b *Batcher) ready(head *request) bool {
 	if b.opts.AlwaysWait {
 		return false
 	}
-	share := int64(rows * b.opts.MaxInFlight)
+	// Queued rows of other keys (other shapes, or another model pinned
+	// through a Pinner) can never join this batch: they do not count as
+	// rows that may still come.
+	share := int64(rows*b.opts.MaxInFlight + b.queued - rows)
 	if share >= b.outstanding.Load() {
 		return true
 	}

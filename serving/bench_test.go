@@ -103,7 +103,7 @@ func rawSession(b *testing.B, batch int) *ort.AdvancedSession {
 	return s
 }
 
-// BenchmarkPredict is ONNXModel.Predict (validation, Go<->ORT copies) at
+// BenchmarkPredict is onnx.Model.Predict (validation, Go<->ORT copies) at
 // batch 1 and 64, one goroutine: the cost of the safe API over RawRun.
 func BenchmarkPredict(b *testing.B) { benchPredict(b, false) }
 

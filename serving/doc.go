@@ -1,11 +1,20 @@
-// Package serving loads ONNX models on ONNX Runtime and serves them with
-// dynamic batching.
+// Package serving is the contract between models and the code that serves
+// them: the Model interface, Info, tensors and values, input validation,
+// errors, and the dynamic Batcher with its stats and Prometheus collector.
+// It knows no engine and needs no cgo.
 //
-// Load or LoadBytes returns a Model backed by an ONNX Runtime session;
+// Engines live beside it and return a Model: serving/onnx runs ONNX files
+// on ONNX Runtime (cgo; CPU, CUDA, TensorRT). A registry alias
+// (registry.Handle) is a Model too. Like database/sql, serving discovers
+// what an engine offers beyond Model through optional interfaces:
+// InputBorrower (the Batcher may reuse its merged input buffers) and Pinner
+// (the model behind can change; the Batcher pins one per request and
+// follows every change of Info).
+//
 // NewBatcher puts a dynamic batcher in front of any Model, merging
 // concurrent requests along the batch axis into one run:
 //
-//	m, err := serving.Load("mlp.onnx", serving.Options{})
+//	m, err := onnx.Load(ctx, "mlp.onnx", onnx.Options{})
 //	if err != nil { ... }
 //	b, err := serving.NewBatcher(m, serving.BatcherOptions{MaxBatchSize: 64})
 //	if err != nil { ... }
@@ -14,6 +23,12 @@
 //		"x": serving.NewTensor([]int64{1, 16}, features),
 //	})
 //
-// The ONNX Runtime shared library is found through Options.LibraryPath, the
-// ONNXRUNTIME_LIB environment variable, or the usual system paths.
+// Every request's context reaches what runs for it: a merged batch runs
+// under a context that carries each request's context (RequestContexts),
+// so per-request hooks such as registry.WithServedHook fire once per
+// request, and a request traced with OpenTelemetry gets a span (queue wait
+// and run) linked from the span of the batch that ran it.
+//
+// Logging follows the rule of every Quiver package: a nil Logger in an
+// options struct means slog.Default().
 package serving

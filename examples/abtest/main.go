@@ -20,7 +20,7 @@ import (
 )
 
 // simModel stands in for an ONNX model: it fails with probability errRate
-// and otherwise answers with its name. Real deployments pass serving.Load
+// and otherwise answers with its name. Real deployments pass onnx.Load
 // models, batchers or registry aliases instead.
 type simModel struct {
 	name    string

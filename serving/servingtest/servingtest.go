@@ -9,6 +9,7 @@ package servingtest
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -19,13 +20,15 @@ import (
 	"github.com/quiverml/quiver/serving"
 )
 
-// Doubler is a fake serving.Model that doubles its float32 input "x"
-// (shape [batch, k]) into output "y" and records the row count of every
-// run. Its zero value is ready to use; set the fields before the first
+// Doubler is a fake serving.Model that doubles its float32 input "x" (or
+// InputName; shape [batch, k]) into output "y" and records the row count of
+// every run. Its zero value is ready to use; set the fields before the first
 // Predict.
 type Doubler struct {
 	// ModelName is reported by Info; default "fake".
 	ModelName string
+	// InputName names the input; default "x".
+	InputName string
 	// Entered, when set, is sent a value at the start of each run, before
 	// the run waits on Gate.
 	Entered chan struct{}
@@ -53,7 +56,7 @@ func (f *Doubler) Info() serving.Info {
 	}
 	return serving.Info{
 		Name:        name,
-		Inputs:      []serving.IOInfo{{Name: "x", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
+		Inputs:      []serving.IOInfo{{Name: f.input(), Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
 		Outputs:     []serving.IOInfo{{Name: "y", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
 		Batchable:   !f.Unbatchable,
 		BatchReason: map[bool]string{true: "Unbatchable is set"}[f.Unbatchable],
@@ -71,9 +74,9 @@ func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (ma
 	if err := serving.Validate(f.Info(), in); err != nil {
 		return nil, err
 	}
-	x := in["x"].Data.([]float32)
+	x := in[f.input()].Data.([]float32)
 	f.mu.Lock()
-	f.runs = append(f.runs, int(in["x"].Shape[0]))
+	f.runs = append(f.runs, int(in[f.input()].Shape[0]))
 	if len(x) > 0 {
 		f.firsts = append(f.firsts, x[0])
 	}
@@ -86,7 +89,14 @@ func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (ma
 	for i := range x {
 		y[i] = 2 * x[i]
 	}
-	return map[string]serving.Value{"y": serving.TensorValue(serving.Tensor{Shape: in["x"].Shape, Data: y})}, nil
+	return map[string]serving.Value{"y": serving.TensorValue(serving.Tensor{Shape: in[f.input()].Shape, Data: y})}, nil
+}
+
+func (f *Doubler) input() string {
+	if f.InputName == "" {
+		return "x"
+	}
+	return f.InputName
 }
 
 // Close marks the model closed.
@@ -161,3 +171,83 @@ func ThirdPartyModel(t testing.TB, name string) string {
 	}
 	return filepath.Join(ortModuleDir, "test_data", name)
 }
+
+// Switch is a fake serving.Pinner: it forwards to whichever model was last
+// Set, as a registry alias forwards to the version it serves. Pin counts
+// the pins still held, so tests can check that every pin is released.
+type Switch struct {
+	// SwitchName is reported by Info; default "switch".
+	SwitchName string
+
+	mu   sync.Mutex
+	cur  serving.Model
+	held int
+}
+
+var _ serving.Pinner = (*Switch)(nil)
+
+// Set makes m the model served from the next Pin on.
+func (s *Switch) Set(m serving.Model) {
+	s.mu.Lock()
+	s.cur = m
+	s.mu.Unlock()
+}
+
+// Held returns how many pins have not been released.
+func (s *Switch) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// Pin returns the current model, or an error matching serving.ErrNotReady
+// before the first Set.
+func (s *Switch) Pin() (serving.Model, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return nil, nil, fmt.Errorf("servingtest: %s has no model yet: %w", s.name(), serving.ErrNotReady)
+	}
+	s.held++
+	var once sync.Once
+	return s.cur, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.held--
+			s.mu.Unlock()
+		})
+	}, nil
+}
+
+func (s *Switch) name() string {
+	if s.SwitchName == "" {
+		return "switch"
+	}
+	return s.SwitchName
+}
+
+// Info describes the current model under the Switch's name; only the name
+// is set before the first Set.
+func (s *Switch) Info() serving.Info {
+	m, release, err := s.Pin()
+	if err != nil {
+		return serving.Info{Name: s.name()}
+	}
+	defer release()
+	info := m.Info()
+	info.Name = s.name()
+	return info
+}
+
+// Predict runs the current model.
+func (s *Switch) Predict(ctx context.Context, in map[string]serving.Tensor) (map[string]serving.Value, error) {
+	m, release, err := s.Pin()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return m.Predict(ctx, in)
+}
+
+// Close does nothing: the Switch owns none of its models.
+func (s *Switch) Close() error { return nil }
