@@ -25,33 +25,46 @@ func TestMergedBatchCarriesEveryRequestContext(t *testing.T) {
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
-	openGate := sync.OnceFunc(func() { close(f.Gate) })
-	defer openGate() // before Close, should an assertion fail while the gate is shut
+	holdThenMerge(t, b, f.Gate, 4, func(i int) (context.Context, func()) {
+		return context.WithValue(context.Background(), key{}, i), func() {}
+	})
+	require.Equal(t, []any{100}, <-seen)
+	require.ElementsMatch(t, []any{0, 1, 2, 3}, <-seen)
+	require.Equal(t, []int{8, 4}, f.Runs())
+}
+
+// holdThenMerge sends request 100, a full batch of 8 rows that runs at once
+// and holds b's only slot (MaxInFlight 1) on gate, then n one-row requests
+// that queue behind it; it opens the gate and waits for every answer. The
+// n requests then make up all the rows outstanding and run as one merged
+// batch. start gives each request's context and what to do once answered.
+func holdThenMerge(t *testing.T, b *Batcher, gate chan struct{}, n int, start func(i int) (context.Context, func())) {
+	t.Helper()
+	openGate := sync.OnceFunc(func() { close(gate) })
+	defer openGate() // before the caller's Close, should an assertion fail while the gate is shut
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, n+1)
 	send := func(i int) {
 		defer wg.Done()
-		ctx := context.WithValue(context.Background(), key{}, i)
+		ctx, done := start(i)
 		_, err := b.Predict(ctx, rows(float32(i)))
+		done()
 		errs <- err
 	}
 	wg.Add(1)
-	go send(100) // a full batch: runs at once and holds the only slot
+	go send(100)
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
-	for i := range 4 {
+	for i := range n {
 		wg.Add(1)
 		go send(i)
 	}
-	waitQueued(t, b, 4)
+	waitQueued(t, b, n)
 	openGate()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	require.Equal(t, []any{100}, <-seen)
-	require.ElementsMatch(t, []any{0, 1, 2, 3}, <-seen)
-	require.Equal(t, []int{8, 4}, f.Runs())
 }
 
 // rows returns a request of 8 rows of v when v is 100, else of one row:
@@ -98,35 +111,13 @@ func TestTracingSpans(t *testing.T) {
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
-	openGate := sync.OnceFunc(func() { close(f.Gate) })
-	defer openGate() // before Close, should an assertion fail while the gate is shut
-
-	var wg sync.WaitGroup
 	parents := make(chan trace.SpanContext, 4)
-	errs := make(chan error, 4)
-	send := func(i int) {
-		defer wg.Done()
+	holdThenMerge(t, b, f.Gate, 3, func(int) (context.Context, func()) {
 		ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
 		parents <- span.SpanContext()
-		_, err := b.Predict(ctx, rows(float32(i)))
-		span.End()
-		errs <- err
-	}
-	wg.Add(1)
-	go send(100) // a full batch: runs at once and holds the only slot
-	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
-	for i := range 3 {
-		wg.Add(1)
-		go send(i)
-	}
-	waitQueued(t, b, 3)
-	openGate()
-	wg.Wait()
-	close(errs)
+		return ctx, func() { span.End() }
+	})
 	close(parents)
-	for err := range errs {
-		require.NoError(t, err)
-	}
 	callers := map[trace.SpanID]bool{}
 	for p := range parents {
 		callers[p.SpanID()] = true
