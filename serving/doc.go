@@ -29,6 +29,12 @@
 // request, and a request traced with OpenTelemetry gets a span (queue wait
 // and run) linked from the span of the batch that ran it.
 //
-// Logging follows the rule of every Quiver package: a nil Logger in an
-// options struct means slog.Default().
+// Batcher.Stats returns a snapshot of the counters; Batcher.Collector
+// exports them to Prometheus: quiver_serving_{requests,rows,batches,
+// padding_rows,errors}_total, quiver_serving_batch_size_rows, the
+// histograms quiver_serving_{queue_wait,run,request}_seconds, and the gauges
+// quiver_serving_queue_length and quiver_serving_batches_in_flight, every
+// series labelled model="<name>" plus the caller's constant labels, so any
+// number of batchers share one registry. Logging follows the rule of every
+// Quiver package: a nil Logger in an options struct means slog.Default().
 package serving

@@ -1,16 +1,14 @@
 package serving
 
-import "slices"
-
 // ZeroTensor returns a tensor of the given element type and shape filled
-// with zeros (empty strings, false). Its Data is nil for element types that
-// have no Go slice type here (KindOther outputs never need one).
+// with zeros (empty strings, false). The tensor's Shape is shape itself, not
+// a copy. Its Data is nil for element types that have no Go slice type.
 func ZeroTensor(t ElementType, shape []int64) Tensor {
 	n := 1
 	for _, d := range shape {
 		n *= int(max(d, 0))
 	}
-	return Tensor{Shape: slices.Clone(shape), Data: zeros(t, n)}
+	return Tensor{Shape: shape, Data: zeros(t, n)}
 }
 
 // zeros returns a zero-filled slice of n elements of type t, or nil.
