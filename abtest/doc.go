@@ -80,4 +80,21 @@
 // WilsonInterval and MeanInterval give 95% intervals, and SRMCheck tests a
 // sample ratio mismatch (chi-square, alert at p < 0.001). The
 // distribution functions come from gonum's distuv.
+//
+// # Metrics and logs
+//
+// They follow the rules of package quiver. ModelRouter.Collector and
+// Tracker.Collector export these series, labelled with experiment=<name>
+// (a router's shadow tracker is "<name>/shadow"):
+//
+//   - quiver_abtest_router_requests_total: counter; variant
+//   - quiver_abtest_router_errors_total: counter
+//   - quiver_abtest_shadow_copies_total: counter; outcome (enqueued, dropped, completed, failed)
+//   - quiver_abtest_requests_total, quiver_abtest_errors_total: counters; variant
+//   - quiver_abtest_exposures_total, quiver_abtest_conversions_total: counters; variant
+//   - quiver_abtest_request_seconds: histogram; variant
+//
+// A nil RouterOptions.Logger or GuardrailOptions.Logger means
+// slog.Default(): a guardrail stopping a variant is logged at warn level
+// with its experiment, variant and numbers; shadow failures at debug level.
 package abtest

@@ -31,7 +31,10 @@ type GuardrailOptions struct {
 	// MinRequests is the number of requests both the variant and control
 	// need before the variant is judged. Zero means 200.
 	MinRequests uint64
-	// Logger receives each decision at warn level. Nil discards logs.
+	// Logger receives each stop at warn level, a stop that failed at error
+	// level, and Run's start and end at info level. Nil means
+	// slog.Default(), so a guardrail stopping a canary is never silent;
+	// pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// Now returns the time recorded in decisions. Nil means time.Now.
 	Now func() time.Time
@@ -120,7 +123,7 @@ func NewGuardrail(e *Experiment, t *Tracker, opts GuardrailOptions) (*Guardrail,
 		opts.MinRequests = 200
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -168,7 +171,7 @@ func (g *Guardrail) Check() []Decision {
 			continue
 		}
 		if err := g.exp.Stop(w.Name); err != nil {
-			g.opts.Logger.Error("abtest: guardrail could not stop variant", "experiment", g.exp.name, "variant", w.Name, "err", err)
+			g.opts.Logger.Error("abtest: guardrail could not stop variant", "experiment", g.exp.name, "variant", w.Name, "error", err)
 			continue
 		}
 		d.Time = g.opts.Now()
@@ -209,11 +212,13 @@ func (g *Guardrail) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("%w: guardrail interval %v, want > 0", ErrConfig, interval)
 	}
+	g.opts.Logger.Info("abtest: guardrail started", "experiment", g.exp.name, "control", g.control, "interval", interval)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			g.opts.Logger.Info("abtest: guardrail ended", "experiment", g.exp.name)
 			return fmt.Errorf("abtest: guardrail stopped: %w", ctx.Err())
 		case <-t.C:
 			g.Check()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quiverml/quiver/internal/metrics"
 	"github.com/quiverml/quiver/serving"
 )
 
@@ -80,7 +81,9 @@ type RouterOptions struct {
 	ShadowTimeout time.Duration
 	// OnShadow, if set, is called from a shadow worker with each result.
 	OnShadow func(ShadowResult)
-	// Logger receives shadow failures at debug level. Nil discards logs.
+	// Logger receives shadow failures at debug level (they happen per
+	// request; ShadowFailed counts them). Nil means slog.Default(); pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 }
 
@@ -126,7 +129,6 @@ type ModelRouter struct {
 	closeMu     sync.RWMutex // guards closed against concurrent enqueue
 	closed      bool
 	closedFast  atomic.Bool
-	descs       routerDescs
 }
 
 // epoch anchors monotonic.
@@ -192,9 +194,8 @@ func NewRouter(a Assigner, models map[string]serving.Model, opts RouterOptions) 
 	}
 	r.log = opts.Logger
 	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+		r.log = slog.Default()
 	}
-	r.descs = newRouterDescs()
 	if len(opts.Shadows) > 0 {
 		var snames []string
 		for n, m := range opts.Shadows {
@@ -321,7 +322,7 @@ func (r *ModelRouter) shadowWorker() {
 		r.shadowTrack.vs[job.shadow].observeRequest(lat, err != nil)
 		if err != nil {
 			r.failed.Add(1)
-			r.log.Debug("abtest: shadow prediction failed", "experiment", r.assigner.Name(), "shadow", s.name, "unit", job.unit, "err", err)
+			r.log.Debug("abtest: shadow prediction failed", "experiment", r.assigner.Name(), "shadow", s.name, "unit", job.unit, "error", err)
 		} else {
 			r.completed.Add(1)
 		}
@@ -368,38 +369,48 @@ func (r *ModelRouter) Stats() RouterStats {
 	return s
 }
 
-type routerDescs struct {
+// Collector returns a prometheus.Collector exporting the router's
+// counters under the quiver_abtest_ prefix: requests per variant, failed
+// requests and shadow copies by outcome. The router's trackers (Tracker,
+// ShadowTracker) have collectors of their own; register them too. The
+// caller registers them where it wants; the package registers nothing.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"experiment": the assigner's name}; a key of constLabels
+// overrides the default. Routers whose labels differ register side by side
+// in one registry; two with identical labels are refused by the registry
+// as a duplicate. Every collector registered in one registry must use the
+// same label names.
+func (r *ModelRouter) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"experiment": r.assigner.Name()}, constLabels)
+	return &routerCollector{r: r,
+		requests: prometheus.NewDesc("quiver_abtest_router_requests_total", "Requests routed to a variant.", []string{"variant"}, l),
+		errors:   prometheus.NewDesc("quiver_abtest_router_errors_total", "Routed requests that failed.", nil, l),
+		shadow:   prometheus.NewDesc("quiver_abtest_shadow_copies_total", "Shadow request copies by outcome (enqueued, dropped, completed, failed).", []string{"outcome"}, l),
+	}
+}
+
+type routerCollector struct {
+	r                        *ModelRouter
 	requests, errors, shadow *prometheus.Desc
 }
 
-func newRouterDescs() routerDescs {
-	return routerDescs{
-		requests: prometheus.NewDesc("abtest_router_requests_total", "Requests routed to a variant.", []string{"experiment", "variant"}, nil),
-		errors:   prometheus.NewDesc("abtest_router_errors_total", "Routed requests that failed.", []string{"experiment"}, nil),
-		shadow:   prometheus.NewDesc("abtest_shadow_copies_total", "Shadow request copies by outcome (enqueued, dropped, completed, failed).", []string{"experiment", "outcome"}, nil),
-	}
+func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.errors
+	ch <- c.shadow
 }
 
-// Describe implements prometheus.Collector. The router's tracker is a
-// separate collector; register both.
-func (r *ModelRouter) Describe(ch chan<- *prometheus.Desc) {
-	ch <- r.descs.requests
-	ch <- r.descs.errors
-	ch <- r.descs.shadow
-}
-
-// Collect implements prometheus.Collector.
-func (r *ModelRouter) Collect(ch chan<- prometheus.Metric) {
-	s := r.Stats()
-	exp := r.assigner.Name()
-	for _, n := range r.names {
-		ch <- prometheus.MustNewConstMetric(r.descs.requests, prometheus.CounterValue, float64(s.Requests[n]), exp, n)
+func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.r.Stats()
+	for _, n := range c.r.names {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.Requests[n]), n)
 	}
-	ch <- prometheus.MustNewConstMetric(r.descs.errors, prometheus.CounterValue, float64(s.Errors), exp)
+	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(s.Errors))
 	for _, o := range []struct {
 		name string
 		v    uint64
 	}{{"enqueued", s.ShadowEnqueued}, {"dropped", s.ShadowDropped}, {"completed", s.ShadowCompleted}, {"failed", s.ShadowFailed}} {
-		ch <- prometheus.MustNewConstMetric(r.descs.shadow, prometheus.CounterValue, float64(o.v), exp, o.name)
+		ch <- prometheus.MustNewConstMetric(c.shadow, prometheus.CounterValue, float64(o.v), o.name)
 	}
 }

@@ -270,14 +270,14 @@ func TestRouterCollectors(t *testing.T) {
 	_, err := r.Predict(context.Background(), Request{Unit: "u", Inputs: testInputs})
 	require.NoError(t, err)
 	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(r))
-	require.NoError(t, reg.Register(r.Tracker()))
+	require.NoError(t, reg.Register(r.Collector(nil)))
+	require.NoError(t, reg.Register(r.Tracker().Collector(nil)))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	values := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			key := mf.GetName()
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "outcome" {
@@ -287,11 +287,11 @@ func TestRouterCollectors(t *testing.T) {
 			values[key] += v
 		}
 	}
-	require.Equal(t, 1.0, values["abtest_router_requests_total"])
-	require.Equal(t, 1.0, values["abtest_requests_total"])
-	require.Equal(t, 1.0, values["abtest_exposures_total"])
-	require.Equal(t, 0.0, values["abtest_shadow_copies_total/dropped"])
-	require.Contains(t, values, "abtest_latency_p99_seconds")
+	require.Equal(t, 1.0, values["quiver_abtest_router_requests_total"])
+	require.Equal(t, 1.0, values["quiver_abtest_requests_total"])
+	require.Equal(t, 1.0, values["quiver_abtest_exposures_total"])
+	require.Equal(t, 0.0, values["quiver_abtest_shadow_copies_total/dropped"])
+	require.Equal(t, 1.0, values["quiver_abtest_request_seconds"], "latency is a histogram of one request")
 }
 
 // TestRouterWithONNXModels routes between two ONNX Runtime sessions of the

@@ -2,19 +2,20 @@ package abtest
 
 import (
 	"fmt"
-	"math"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quiverml/quiver/internal/latency"
+	"github.com/quiverml/quiver/internal/metrics"
 )
 
 // Tracker accumulates per-variant statistics of one experiment: requests,
 // errors and latency (recorded by a Router), exposures, conversions and a
 // continuous metric (recorded by the host application from outcomes). It is
-// safe for concurrent use and implements prometheus.Collector.
+// safe for concurrent use; Collector exports it to Prometheus.
 //
 // Exposures count what the caller records: a Router records one per enrolled
 // request; record them yourself, once per unit, for unit-level analysis.
@@ -23,8 +24,6 @@ type Tracker struct {
 	names      []string
 	index      map[string]int
 	vs         []*variantCounters
-
-	descs trackerDescs
 }
 
 type variantCounters struct {
@@ -32,7 +31,7 @@ type variantCounters struct {
 	errors      atomic.Uint64
 	exposures   atomic.Uint64
 	conversions atomic.Uint64
-	latency     histogram
+	latency     latency.Histogram
 
 	mu     sync.Mutex
 	metric welford
@@ -55,7 +54,6 @@ func NewTracker(experiment string, variants []string) (*Tracker, error) {
 		t.names = append(t.names, v)
 		t.vs = append(t.vs, &variantCounters{})
 	}
-	t.descs = newTrackerDescs()
 	return t, nil
 }
 
@@ -126,7 +124,7 @@ func (v *variantCounters) observeRequest(latency time.Duration, failed bool) {
 	if failed {
 		v.errors.Add(1)
 	}
-	v.latency.observe(latency)
+	v.latency.Observe(latency)
 }
 
 // VariantStats is a snapshot of one variant's statistics. Intervals are 95%;
@@ -180,8 +178,9 @@ func (v *variantCounters) snapshot(name string) VariantStats {
 	}
 	if s.Requests > 0 {
 		s.ErrorRate = float64(s.Errors) / float64(s.Requests)
-		s.P50 = v.latency.quantile(0.50)
-		s.P99 = v.latency.quantile(0.99)
+		lat := v.latency.Snapshot()
+		s.P50 = lat.Quantile(0.50)
+		s.P99 = lat.Quantile(0.99)
 	}
 	if s.Exposures > 0 {
 		s.ConversionRate = float64(s.Conversions) / float64(s.Exposures)
@@ -240,108 +239,55 @@ func (t *Tracker) SRM(weights []Variant) (SRMResult, error) {
 	return SRMCheck(obs, w)
 }
 
-// histogram is a lock-free log-linear latency histogram over nanoseconds:
-// values below 16 have their own bucket; above, each power of two is split
-// into 16 equal buckets, so a bucket's width is at most 1/16 of its values.
-type histogram struct {
-	counts [histBuckets]atomic.Uint64
-}
-
-const histSub = 4 // log2 of the buckets per power of two
-const histBuckets = (64-histSub+1)<<histSub + 1
-
-func histIndex(v uint64) int {
-	if v < 1<<histSub {
-		return int(v)
+// Collector returns a prometheus.Collector exporting the tracker's
+// per-variant requests, errors, exposures and conversions under the
+// quiver_abtest_ prefix, and request latency as the histogram
+// quiver_abtest_request_seconds, one series per variant (the "variant"
+// label). The caller registers it where it wants; the package registers
+// nothing.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"experiment": the tracker's experiment}; a key of constLabels
+// overrides the default. Trackers whose labels differ register side by
+// side in one registry (a router's shadow tracker is named
+// "<experiment>/shadow", so it differs from the router's tracker); two
+// with identical labels are refused by the registry as a duplicate. Every
+// collector registered in one registry must use the same label names.
+func (t *Tracker) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"experiment": t.experiment}, constLabels)
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("quiver_abtest_"+name, help, []string{"variant"}, l)
 	}
-	e := bits.Len64(v) - 1
-	sub := (v >> uint(e-histSub)) & (1<<histSub - 1)
-	return (e-histSub+1)<<histSub + int(sub)
-}
-
-// histUpper returns the largest value that falls in bucket i.
-func histUpper(i int) uint64 {
-	if i < 1<<histSub {
-		return uint64(i)
-	}
-	e := i>>histSub + histSub - 1
-	sub := uint64(i & (1<<histSub - 1))
-	lo := (1<<histSub + sub) << uint(e-histSub)
-	return lo + (1 << uint(e-histSub)) - 1
-}
-
-func (h *histogram) observe(d time.Duration) {
-	v := uint64(0)
-	if d > 0 {
-		v = uint64(d)
-	}
-	h.counts[histIndex(v)].Add(1)
-}
-
-// total sums the buckets; observe keeps no separate total so that a
-// request costs one atomic add here, not two.
-func (h *histogram) total() uint64 {
-	var n uint64
-	for i := range h.counts {
-		n += h.counts[i].Load()
-	}
-	return n
-}
-
-func (h *histogram) quantile(q float64) time.Duration {
-	n := h.total()
-	if n == 0 {
-		return 0
-	}
-	rank := uint64(math.Ceil(q * float64(n)))
-	if rank < 1 {
-		rank = 1
-	}
-	var seen uint64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
-		if seen >= rank {
-			u := histUpper(i)
-			if u > math.MaxInt64 {
-				u = math.MaxInt64
-			}
-			return time.Duration(u)
-		}
-	}
-	return time.Duration(math.MaxInt64)
-}
-
-type trackerDescs struct {
-	requests, errors, exposures, conversions, p99 *prometheus.Desc
-}
-
-func newTrackerDescs() trackerDescs {
-	l := []string{"experiment", "variant"}
-	return trackerDescs{
-		requests:    prometheus.NewDesc("abtest_requests_total", "Requests served by an experiment variant.", l, nil),
-		errors:      prometheus.NewDesc("abtest_errors_total", "Failed requests of an experiment variant.", l, nil),
-		exposures:   prometheus.NewDesc("abtest_exposures_total", "Exposures recorded for an experiment variant.", l, nil),
-		conversions: prometheus.NewDesc("abtest_conversions_total", "Conversions recorded for an experiment variant.", l, nil),
-		p99:         prometheus.NewDesc("abtest_latency_p99_seconds", "99th percentile request latency of an experiment variant.", l, nil),
+	return &trackerCollector{t: t,
+		requests:    d("requests_total", "Requests served by an experiment variant."),
+		errors:      d("errors_total", "Failed requests of an experiment variant."),
+		exposures:   d("exposures_total", "Exposures recorded for an experiment variant."),
+		conversions: d("conversions_total", "Conversions recorded for an experiment variant."),
+		latency:     d("request_seconds", "Request latency of an experiment variant."),
 	}
 }
 
-// Describe implements prometheus.Collector.
-func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
-	d := t.descs
-	for _, x := range []*prometheus.Desc{d.requests, d.errors, d.exposures, d.conversions, d.p99} {
+type trackerCollector struct {
+	t                                                 *Tracker
+	requests, errors, exposures, conversions, latency *prometheus.Desc
+}
+
+func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range []*prometheus.Desc{c.requests, c.errors, c.exposures, c.conversions, c.latency} {
 		ch <- x
 	}
 }
 
-// Collect implements prometheus.Collector.
-func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
-	d := t.descs
-	for _, s := range t.Stats() {
-		ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, float64(s.Requests), t.experiment, s.Variant)
-		ch <- prometheus.MustNewConstMetric(d.errors, prometheus.CounterValue, float64(s.Errors), t.experiment, s.Variant)
-		ch <- prometheus.MustNewConstMetric(d.exposures, prometheus.CounterValue, float64(s.Exposures), t.experiment, s.Variant)
-		ch <- prometheus.MustNewConstMetric(d.conversions, prometheus.CounterValue, float64(s.Conversions), t.experiment, s.Variant)
-		ch <- prometheus.MustNewConstMetric(d.p99, prometheus.GaugeValue, s.P99.Seconds(), t.experiment, s.Variant)
+func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, name := range c.t.names {
+		v := c.t.vs[i]
+		counter := func(d *prometheus.Desc, n uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), name)
+		}
+		counter(c.requests, v.requests.Load())
+		counter(c.errors, v.errors.Load())
+		counter(c.exposures, v.exposures.Load())
+		counter(c.conversions, v.conversions.Load())
+		ch <- v.latency.Snapshot().Metric(c.latency, name)
 	}
 }

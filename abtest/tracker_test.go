@@ -2,7 +2,6 @@ package abtest
 
 import (
 	"math"
-	"sort"
 	"testing"
 	"time"
 
@@ -84,36 +83,4 @@ func TestTrackerStatistics(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, srm.Mismatch)
 	require.Equal(t, 0.0, srm.ChiSquare)
-}
-
-func TestHistogramQuantiles(t *testing.T) {
-	for _, v := range []uint64{0, 1, 15, 16, 17, 31, 32, 1000, 123456789, 1 << 40, math.MaxInt64} {
-		i := histIndex(v)
-		require.Less(t, i, histBuckets)
-		require.GreaterOrEqual(t, histUpper(i), v, "v=%d", v)
-		if i > 0 {
-			require.Less(t, histUpper(i-1), v, "v=%d lies above the previous bucket", v)
-		}
-		if v >= 16 {
-			require.LessOrEqual(t, float64(histUpper(i)-v), float64(v)/16, "relative error of v=%d", v)
-		}
-	}
-	var h histogram
-	require.Zero(t, h.quantile(0.99))
-	// 1..1000 µs: p50 = 500µs, p99 = 990µs, within 1/16.
-	var vals []time.Duration
-	for i := 1; i <= 1000; i++ {
-		d := time.Duration(i) * time.Microsecond
-		vals = append(vals, d)
-		h.observe(d)
-	}
-	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
-	for _, q := range []float64{0.5, 0.99} {
-		exact := vals[int(math.Ceil(q*1000))-1]
-		got := h.quantile(q)
-		require.GreaterOrEqual(t, got, exact)
-		require.LessOrEqual(t, float64(got-exact), float64(exact)/16, "q=%v", q)
-	}
-	h.observe(-time.Second) // negative durations count as 0
-	require.Equal(t, uint64(1001), h.total())
 }

@@ -38,4 +38,17 @@
 //	dst := make([]float32, len(ids)*sel.Width())    // model input, row-major
 //	status := make([]features.Status, len(ids)*sel.Len())
 //	err = store.GetMany(ctx, sel, ids, dst, status)
+//
+// Metrics and logs follow the rules of package quiver. Collector exports
+// these series per view, each labelled with store=Options.Name:
+//
+//   - quiver_features_reads_total: counter; view, result (found, not_found, outside_max_age)
+//   - quiver_features_null_values_total: counter; view
+//   - quiver_features_writes_total: counter; view, result (stored, stale, rejected)
+//   - quiver_features_evictions_total: counter; view, reason (capacity, ttl)
+//   - quiver_features_rows, quiver_features_capacity_rows: gauges; view
+//   - quiver_features_served_age_seconds: histogram; view
+//
+// A nil Options.Logger or IngestOptions.Logger means slog.Default();
+// messages carry the store's name under "store".
 package features

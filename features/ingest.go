@@ -26,7 +26,8 @@ type IngestOptions struct {
 	// were rejected (the valid rows of the batch are stored). Nil logs the
 	// error at warn level.
 	OnReject func(view string, err error)
-	// Logger receives rejections when OnReject is nil. Nil discards them.
+	// Logger receives rejections when OnReject is nil. Nil means
+	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 }
 
@@ -42,6 +43,9 @@ func (o IngestOptions) withDefaults() IngestOptions {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o
 }
@@ -74,11 +78,10 @@ func (g *ingester) flush(ctx context.Context) error {
 		return fmt.Errorf("features: ingest %q: %w", g.view, err)
 	}
 	g.stats.Rejected += uint64(min(rejected, n))
-	switch {
-	case g.opts.OnReject != nil:
+	if g.opts.OnReject != nil {
 		g.opts.OnReject(g.view, err)
-	case g.opts.Logger != nil:
-		g.opts.Logger.Warn("features: rows rejected", "view", g.view, "rows", rejected, "err", err)
+	} else {
+		g.opts.Logger.Warn("features: rows rejected", "view", g.view, "rows", rejected, "error", err)
 	}
 	return nil
 }

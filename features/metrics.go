@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quiverml/quiver/internal/metrics"
 )
 
 // Freshness is a histogram of the age (read time minus event time) of
@@ -218,32 +220,40 @@ func (m *Memory) Drift(view string, th DriftThresholds) (DriftReport, error) {
 }
 
 // Collector returns a prometheus.Collector exporting the store's counters
-// and freshness histograms under the quiver_features_ prefix. The caller
-// registers it where it wants; the package registers nothing.
-func (m *Memory) Collector() prometheus.Collector { return &collector{m: m} }
+// and freshness histograms under the quiver_features_ prefix, one series
+// per view (the "view" label). The caller registers it where it wants; the
+// package registers nothing.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"store": Options.Name}; a key of constLabels overrides the
+// default. Stores whose labels differ register side by side in one
+// registry; two with identical labels are refused by the registry as a
+// duplicate. Every collector registered in one registry must use the same
+// label names.
+func (m *Memory) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"store": m.opts.Name}, constLabels)
+	d := func(name, help string, variable ...string) *prometheus.Desc {
+		return prometheus.NewDesc("quiver_features_"+name, help, append([]string{"view"}, variable...), l)
+	}
+	return &collector{m: m,
+		reads:  d("reads_total", "Entities read, by view and result (found, not_found, outside_max_age).", "result"),
+		nulls:  d("null_values_total", "Null values served as defaults in found rows."),
+		writes: d("writes_total", "Rows written, by view and result (stored, stale, rejected).", "result"),
+		evict:  d("evictions_total", "Rows removed, by view and reason (capacity, ttl).", "reason"),
+		rows:   d("rows", "Rows held, by view."),
+		cap:    d("capacity_rows", "Row capacity, by view."),
+		age:    d("served_age_seconds", "Age (read time minus event time) of served rows, by view."),
+	}
+}
 
-type collector struct{ m *Memory }
-
-var (
-	descReads = prometheus.NewDesc("quiver_features_reads_total",
-		"Entities read, by view and result (found, not_found, outside_max_age).", []string{"view", "result"}, nil)
-	descNulls = prometheus.NewDesc("quiver_features_null_values_total",
-		"Null values served as defaults in found rows.", []string{"view"}, nil)
-	descWrites = prometheus.NewDesc("quiver_features_writes_total",
-		"Rows written, by view and result (stored, stale, rejected).", []string{"view", "result"}, nil)
-	descEvict = prometheus.NewDesc("quiver_features_evictions_total",
-		"Rows removed, by view and reason (capacity, ttl).", []string{"view", "reason"}, nil)
-	descRows = prometheus.NewDesc("quiver_features_rows",
-		"Rows held, by view.", []string{"view"}, nil)
-	descCap = prometheus.NewDesc("quiver_features_capacity_rows",
-		"Row capacity, by view.", []string{"view"}, nil)
-	descAge = prometheus.NewDesc("quiver_features_served_age_seconds",
-		"Age (read time minus event time) of served rows, by view.", []string{"view"}, nil)
-)
+type collector struct {
+	m                                           *Memory
+	reads, nulls, writes, evict, rows, cap, age *prometheus.Desc
+}
 
 // Describe sends the descriptors of every metric the collector exports.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReads, descNulls, descWrites, descEvict, descRows, descCap, descAge} {
+	for _, d := range []*prometheus.Desc{c.reads, c.nulls, c.writes, c.evict, c.rows, c.cap, c.age} {
 		ch <- d
 	}
 }
@@ -252,23 +262,23 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.m.Stats().Views {
 		v := s.View
-		ch <- prometheus.MustNewConstMetric(descReads, prometheus.CounterValue, float64(s.Found), v, "found")
-		ch <- prometheus.MustNewConstMetric(descReads, prometheus.CounterValue, float64(s.NotFound), v, "not_found")
-		ch <- prometheus.MustNewConstMetric(descReads, prometheus.CounterValue, float64(s.Stale), v, "outside_max_age")
-		ch <- prometheus.MustNewConstMetric(descNulls, prometheus.CounterValue, float64(s.NullValues), v)
-		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(s.Writes), v, "stored")
-		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(s.StaleWrites), v, "stale")
-		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(s.Rejected), v, "rejected")
-		ch <- prometheus.MustNewConstMetric(descEvict, prometheus.CounterValue, float64(s.Evictions), v, "capacity")
-		ch <- prometheus.MustNewConstMetric(descEvict, prometheus.CounterValue, float64(s.Expirations), v, "ttl")
-		ch <- prometheus.MustNewConstMetric(descRows, prometheus.GaugeValue, float64(s.Rows), v)
-		ch <- prometheus.MustNewConstMetric(descCap, prometheus.GaugeValue, float64(s.Capacity), v)
+		ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(s.Found), v, "found")
+		ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(s.NotFound), v, "not_found")
+		ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(s.Stale), v, "outside_max_age")
+		ch <- prometheus.MustNewConstMetric(c.nulls, prometheus.CounterValue, float64(s.NullValues), v)
+		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(s.Writes), v, "stored")
+		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(s.StaleWrites), v, "stale")
+		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(s.Rejected), v, "rejected")
+		ch <- prometheus.MustNewConstMetric(c.evict, prometheus.CounterValue, float64(s.Evictions), v, "capacity")
+		ch <- prometheus.MustNewConstMetric(c.evict, prometheus.CounterValue, float64(s.Expirations), v, "ttl")
+		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.GaugeValue, float64(s.Rows), v)
+		ch <- prometheus.MustNewConstMetric(c.cap, prometheus.GaugeValue, float64(s.Capacity), v)
 		buckets := make(map[float64]uint64, len(s.Freshness.Bounds))
 		var cum uint64
 		for i, b := range s.Freshness.Bounds {
 			cum += s.Freshness.Counts[i]
 			buckets[b.Seconds()] = cum
 		}
-		ch <- prometheus.MustNewConstHistogram(descAge, s.Freshness.Count, s.Freshness.Sum.Seconds(), buckets, v)
+		ch <- prometheus.MustNewConstHistogram(c.age, s.Freshness.Count, s.Freshness.Sum.Seconds(), buckets, v)
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/quiverml/quiver/internal/atomicfile"
+	"github.com/quiverml/quiver/internal/checkfile"
 )
 
 // Snapshot format (little endian; "str" is a uvarint length and bytes):
@@ -39,40 +39,18 @@ const (
 // writes a temporary file in the same directory, fsyncs it, renames it over
 // path and fsyncs the directory. Writes may continue meanwhile; each row is
 // captured whole, and each shard at one instant.
-func (m *Memory) Save(ctx context.Context, path string) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
+func (m *Memory) Save(ctx context.Context, path string) error {
+	// WriteSnapshot's errors carry their own prefix; only the file's are
+	// wrapped here.
+	var werr error
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		werr = m.WriteSnapshot(ctx, w)
+		return werr
+	})
+	if err != nil && err != werr {
 		return fmt.Errorf("features: save snapshot: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = m.WriteSnapshot(ctx, bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("features: save snapshot: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("features: save snapshot: fsync: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("features: save snapshot: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("features: save snapshot: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return err
 }
 
 // Load reads a snapshot file written by Save into a new store with opts.
@@ -84,19 +62,27 @@ func Load(ctx context.Context, path string, opts Options) (*Memory, error) {
 		return nil, fmt.Errorf("features: load snapshot: %w", err)
 	}
 	defer f.Close()
-	return ReadSnapshot(ctx, bufio.NewReaderSize(f, 1<<20), opts)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("features: load snapshot: %w", err)
+	}
+	if st.Size() < checkfile.TrailerSize {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrSnapshot, st.Size())
+	}
+	// With the body's size known, no string or row can claim more bytes
+	// than the file holds.
+	cr := checkfile.NewReader(bufio.NewReaderSize(f, 1<<20), st.Size()-checkfile.TrailerSize)
+	return readSnapshot(ctx, cr, opts)
 }
 
 type snapWriter struct {
-	w   io.Writer
-	h   *xxhash.Digest
+	w   *checkfile.Writer
 	buf []byte
 	err error
 }
 
 func (s *snapWriter) flush() {
 	if s.err == nil && len(s.buf) > 0 {
-		_, _ = s.h.Write(s.buf)
 		_, s.err = s.w.Write(s.buf)
 	}
 	s.buf = s.buf[:0]
@@ -131,7 +117,7 @@ func (m *Memory) WriteSnapshot(ctx context.Context, w io.Writer) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	sw := &snapWriter{w: w, h: xxhash.New()}
+	sw := &snapWriter{w: checkfile.NewWriter(w)}
 	sw.buf = append(sw.buf, snapshotMagic...)
 	sw.buf = binary.LittleEndian.AppendUint32(sw.buf, snapshotVersion)
 	views := slices.SortedFunc(maps.Values(m.viewMap()), func(a, b *viewStore) int {
@@ -166,9 +152,8 @@ func (m *Memory) WriteSnapshot(ctx context.Context, w io.Writer) error {
 		sw.buf = append(sw.buf, 0)
 	}
 	sw.flush()
-	sum := sw.h.Sum64()
 	if sw.err == nil {
-		_, sw.err = w.Write(binary.LittleEndian.AppendUint64(nil, sum))
+		sw.err = sw.w.WriteTrailer()
 	}
 	if sw.err != nil {
 		return fmt.Errorf("features: write snapshot: %w", sw.err)
@@ -211,10 +196,9 @@ func (vs *viewStore) snapshotShard(sh *shard, sw *snapWriter) {
 	}
 }
 
-// snapReader decodes the snapshot body while hashing it.
+// snapReader decodes the snapshot body; r hashes it on the way.
 type snapReader struct {
-	r   *bufio.Reader
-	h   *xxhash.Digest
+	r   *checkfile.Reader
 	buf []byte
 }
 
@@ -229,6 +213,9 @@ func (s *snapReader) bad(what string, err error) error {
 }
 
 func (s *snapReader) bytes(n int, what string) ([]byte, error) {
+	if int64(n) > s.r.Remaining() {
+		return nil, s.bad(what, io.ErrUnexpectedEOF)
+	}
 	if cap(s.buf) < n {
 		s.buf = make([]byte, n)
 	}
@@ -236,7 +223,6 @@ func (s *snapReader) bytes(n int, what string) ([]byte, error) {
 	if _, err := io.ReadFull(s.r, b); err != nil {
 		return nil, s.bad(what, err)
 	}
-	_, _ = s.h.Write(b)
 	return b, nil
 }
 
@@ -248,17 +234,8 @@ func (s *snapReader) byte1(what string) (byte, error) {
 	return b[0], nil
 }
 
-// ReadByte reads and hashes one byte (io.ByteReader for uvarints).
-func (s *snapReader) ReadByte() (byte, error) {
-	c, err := s.r.ReadByte()
-	if err == nil {
-		_, _ = s.h.Write([]byte{c})
-	}
-	return c, err
-}
-
 func (s *snapReader) uvarint(what string, limit uint64) (uint64, error) {
-	x, err := binary.ReadUvarint(s)
+	x, err := binary.ReadUvarint(s.r)
 	if err != nil {
 		return 0, s.bad(what, err)
 	}
@@ -334,11 +311,11 @@ func (s *snapReader) value(kind Kind, dim int, what string) (Value, error) {
 // checksum is verified before the store is returned; on any error the
 // partly built store is discarded.
 func ReadSnapshot(ctx context.Context, r io.Reader, opts Options) (*Memory, error) {
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReader(r)
-	}
-	sr := &snapReader{r: br, h: xxhash.New()}
+	return readSnapshot(ctx, checkfile.NewReader(r, -1), opts)
+}
+
+func readSnapshot(ctx context.Context, cr *checkfile.Reader, opts Options) (*Memory, error) {
+	sr := &snapReader{r: cr}
 	m := New(opts)
 	fail := func(err error) (*Memory, error) {
 		_ = m.Close()
@@ -472,16 +449,15 @@ func ReadSnapshot(ctx context.Context, r io.Reader, opts Options) (*Memory, erro
 			vs.write(key, int64(ts), e)
 		}
 	}
-	sum := sr.h.Sum64()
-	var tail [8]byte
-	if _, err := io.ReadFull(br, tail[:]); err != nil {
+	if err := cr.Verify(); err != nil {
+		var ce *checkfile.ChecksumError
+		switch {
+		case errors.As(err, &ce):
+			return fail(fmt.Errorf("%w: %v", ErrChecksum, err))
+		case errors.Is(err, checkfile.ErrTruncated), errors.Is(err, checkfile.ErrTrailing):
+			return fail(fmt.Errorf("%w: %v", ErrSnapshot, err))
+		}
 		return fail(sr.bad("checksum", err))
-	}
-	if got := binary.LittleEndian.Uint64(tail[:]); got != sum {
-		return fail(fmt.Errorf("%w: stored %#016x, computed %#016x", ErrChecksum, got, sum))
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return fail(fmt.Errorf("%w: trailing bytes after the checksum", ErrSnapshot))
 	}
 	return m, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/bits"
 	"math/rand/v2"
@@ -50,7 +49,12 @@ type Options struct {
 	// Clock returns the current time for TTL checks and freshness. Nil
 	// means time.Now.
 	Clock func() time.Time
-	// Logger receives sweep and ingestion messages. Nil discards them.
+	// Name identifies the store in its metrics (the "store" label) and
+	// logs (the "store" attribute), so that several stores in one service
+	// tell their series apart. Empty by default.
+	Name string
+	// Logger receives the store's messages. Nil means slog.Default(); pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// SweepInterval, when positive, starts one goroutine that removes
 	// expired rows at this interval until Close. Zero starts none (expired
@@ -110,7 +114,10 @@ func New(opts Options) *Memory {
 	t := time.Now()
 	m.base.Store(&clockBase{wall: t.UnixNano(), mono: t})
 	if m.log == nil {
-		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		m.log = slog.Default()
+	}
+	if opts.Name != "" {
+		m.log = m.log.With("store", opts.Name)
 	}
 	if m.opts.DefaultCapacity <= 0 {
 		m.opts.DefaultCapacity = 1 << 20
@@ -166,6 +173,9 @@ func (m *Memory) janitor(every time.Duration) {
 		}
 	}
 }
+
+// Name returns Options.Name.
+func (m *Memory) Name() string { return m.opts.Name }
 
 // Close stops the sweeper and releases the rows. Later calls return
 // ErrClosed. Close is idempotent.

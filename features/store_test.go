@@ -492,7 +492,7 @@ func TestCollector(t *testing.T) {
 	_, _ = m.GetRow(ctx, "user", "a")
 	_, _ = m.GetRow(ctx, "user", "b")
 	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(m.Collector()))
+	require.NoError(t, reg.Register(m.Collector(nil)))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	got := map[string]float64{}

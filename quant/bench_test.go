@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/viterin/vek/vek32"
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -70,7 +70,7 @@ func BenchmarkQuantizeAxisInt8(b *testing.B) {
 // the same data through onnxruntime_go, cgo call included: the peer.
 func BenchmarkQuantizeORT(b *testing.B) {
 	x := benchData()
-	m := qdqModel(b, true, onnx.TensorProto_INT8, []int64{benchN}, 0, []float32{0.03}, int8Tensor("", nil, []int8{0}))
+	m := qdqModel(b, true, onnxpb.TensorProto_INT8, []int64{benchN}, 0, []float32{0.03}, int8Tensor("", nil, []int8{0}))
 	initORT(b)
 	xt, err := ort.NewTensor(ort.NewShape(benchN), x)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"sync/atomic"
+
+	"github.com/quiverml/quiver/internal/simd"
 )
 
 // ScalarQuantizer turns float32 embeddings into int8 codes, one byte per
@@ -228,23 +230,11 @@ func (q *ScalarQuantizer) L2Sq(a, b []int8) (float32, error) {
 
 // DotInt8 returns Σ a[i]·b[i] over the common length of a and b (extra
 // elements of the longer slice are ignored). The int32 sum cannot overflow
-// for lengths up to 131071.
+// for lengths up to 131071. It runs the AVX2 kernel that package vector
+// uses where the CPU has one.
 func DotInt8(a, b []int8) int32 {
 	n := min(len(a), len(b))
-	a, b = a[:n], b[:n]
-	var s0, s1, s2, s3 int32
-	for len(a) >= 16 && len(b) >= 16 {
-		x, y := a[:16:16], b[:16:16]
-		s0 += int32(x[0])*int32(y[0]) + int32(x[4])*int32(y[4]) + int32(x[8])*int32(y[8]) + int32(x[12])*int32(y[12])
-		s1 += int32(x[1])*int32(y[1]) + int32(x[5])*int32(y[5]) + int32(x[9])*int32(y[9]) + int32(x[13])*int32(y[13])
-		s2 += int32(x[2])*int32(y[2]) + int32(x[6])*int32(y[6]) + int32(x[10])*int32(y[10]) + int32(x[14])*int32(y[14])
-		s3 += int32(x[3])*int32(y[3]) + int32(x[7])*int32(y[7]) + int32(x[11])*int32(y[11]) + int32(x[15])*int32(y[15])
-		a, b = a[16:], b[16:]
-	}
-	for i := range a {
-		s0 += int32(a[i]) * int32(b[i])
-	}
-	return s0 + s1 + s2 + s3
+	return simd.DotInt8(a[:n], b[:n])
 }
 
 // L2SqInt8 returns Σ (a[i]-b[i])² over the common length of a and b. The

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/quiverml/quiver/internal/checkfile"
 )
 
 // scalarQuantizerMagic starts a serialized ScalarQuantizer.
@@ -39,7 +39,7 @@ func (q *ScalarQuantizer) MarshalBinary() ([]byte, error) {
 	for _, o := range f.offset {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(o))
 	}
-	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b)), nil
+	return checkfile.Append(b), nil
 }
 
 // UnmarshalBinary replaces the fit with one encoded by MarshalBinary,
@@ -47,17 +47,23 @@ func (q *ScalarQuantizer) MarshalBinary() ([]byte, error) {
 // or otherwise invalid data gives an error wrapping ErrFormat and leaves q
 // unchanged.
 func (q *ScalarQuantizer) UnmarshalBinary(data []byte) error {
-	if len(data) < sqHeaderSize+8 || string(data[:4]) != scalarQuantizerMagic {
+	if len(data) < sqHeaderSize+checkfile.TrailerSize || string(data[:4]) != scalarQuantizerMagic {
 		return fmt.Errorf("%w: not a serialized ScalarQuantizer (want %q header and checksum, got %d bytes)", ErrFormat, scalarQuantizerMagic, len(data))
 	}
-	if data[4] != 1 {
-		return fmt.Errorf("%w: ScalarQuantizer format version %d, want 1", ErrFormat, data[4])
+	// The checksum covers the header, so nothing in it is trusted before
+	// the checksum is.
+	body, err := checkfile.Verify(data)
+	if err != nil {
+		return fmt.Errorf("%w: ScalarQuantizer: %v", ErrFormat, err)
 	}
-	if data[5] > 1 || data[6] != 0 || data[7] != 0 {
-		return fmt.Errorf("%w: ScalarQuantizer flags %#x %#x %#x, want 0 or 1 and zero reserved bytes", ErrFormat, data[5], data[6], data[7])
+	if body[4] != 1 {
+		return fmt.Errorf("%w: ScalarQuantizer format version %d, want 1", ErrFormat, body[4])
 	}
-	perDim := data[5] == 1
-	dim := int(binary.LittleEndian.Uint32(data[8:]))
+	if body[5] > 1 || body[6] != 0 || body[7] != 0 {
+		return fmt.Errorf("%w: ScalarQuantizer flags %#x %#x %#x, want 0 or 1 and zero reserved bytes", ErrFormat, body[5], body[6], body[7])
+	}
+	perDim := body[5] == 1
+	dim := int(binary.LittleEndian.Uint32(body[8:]))
 	if dim <= 0 || dim > sqMaxDim {
 		return fmt.Errorf("%w: ScalarQuantizer dimension %d, want 1..%d", ErrFormat, dim, sqMaxDim)
 	}
@@ -65,13 +71,8 @@ func (q *ScalarQuantizer) UnmarshalBinary(data []byte) error {
 	if perDim {
 		nScale, nOff = dim, dim
 	}
-	want := sqHeaderSize + 4*(nScale+nOff) + 8
-	if len(data) != want {
-		return fmt.Errorf("%w: ScalarQuantizer of dimension %d takes %d bytes, got %d", ErrFormat, dim, want, len(data))
-	}
-	body := data[:want-8]
-	if sum := binary.LittleEndian.Uint64(data[want-8:]); sum != xxhash.Sum64(body) {
-		return fmt.Errorf("%w: ScalarQuantizer checksum mismatch (corrupted data)", ErrFormat)
+	if want := sqHeaderSize + 4*(nScale+nOff); len(body) != want {
+		return fmt.Errorf("%w: ScalarQuantizer of dimension %d takes %d bytes, got %d", ErrFormat, dim, want+checkfile.TrailerSize, len(data))
 	}
 	f := &sqFit{dim: dim, perDim: perDim, scale: make([]float32, nScale), inv: make([]float32, nScale)}
 	p := body[sqHeaderSize:]

@@ -95,7 +95,7 @@ func ExampleQuantizeModel() {
 	// W1 [MatMul] [16 64] axis 1
 	// W2 [Gemm] [32 64] axis 0
 	// W3 [Gemm] [32 10] axis 1
-	// weights 13568 -> 3816 bytes (3.56x), file 14634 -> 5217 bytes
+	// weights 13568 -> 3816 bytes (3.56x), file 14633 -> 5215 bytes
 }
 
 func ExampleQuantizeInt4() {

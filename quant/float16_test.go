@@ -6,9 +6,10 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 	ort "github.com/yalue/onnxruntime_go"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestFloat16Exhaustive(t *testing.T) {
@@ -180,11 +181,11 @@ func TestFloat16MatchesORTCast(t *testing.T) {
 	x := edgeData(0x1p-20, 4096, 21)
 	x = append(x, 65519.996, 65520, 0x1p-25, 0x1.8p-24, 1+0x1p-11, 1+0x3p-11, float32(math.Inf(-1)))
 	n := int64(len(x))
-	g := &onnx.GraphProto{
-		Name:   "cast",
-		Node:   []*onnx.NodeProto{node("Cast", []string{"x"}, []string{"y"}, intAttr("to", int64(onnx.TensorProto_FLOAT16)))},
-		Input:  []*onnx.ValueInfoProto{valueInfo("x", onnx.TensorProto_FLOAT, n)},
-		Output: []*onnx.ValueInfoProto{valueInfo("y", onnx.TensorProto_FLOAT16, n)},
+	g := &onnxpb.GraphProto{
+		Name:   proto.String("cast"),
+		Node:   []*onnxpb.NodeProto{node("Cast", []string{"x"}, []string{"y"}, intAttr("to", int64(onnxpb.TensorProto_FLOAT16)))},
+		Input:  []*onnxpb.ValueInfoProto{valueInfo("x", onnxpb.TensorProto_FLOAT, n)},
+		Output: []*onnxpb.ValueInfoProto{valueInfo("y", onnxpb.TensorProto_FLOAT16, n)},
 	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(marshalModel(t, model(13, g)), []string{"x"}, []string{"y"}, nil)
 	require.NoError(t, err)

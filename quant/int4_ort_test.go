@@ -5,8 +5,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestInt4MatchesMatMulNBits feeds Int4Blocks straight into ONNX Runtime's
@@ -31,22 +32,22 @@ func TestInt4MatchesMatMulNBits(t *testing.T) {
 	deq := make([]float32, n*k)
 	require.NoError(t, blocks.Dequantize(deq))
 
-	g := &onnx.GraphProto{
-		Name: "nbits",
-		Node: []*onnx.NodeProto{{
-			OpType: "MatMulNBits", Domain: "com.microsoft", Name: "mm",
+	g := &onnxpb.GraphProto{
+		Name: proto.String("nbits"),
+		Node: []*onnxpb.NodeProto{{
+			OpType: proto.String("MatMulNBits"), Domain: proto.String("com.microsoft"), Name: proto.String("mm"),
 			Input: []string{"x", "B", "scales"}, Output: []string{"y"},
-			Attribute: []*onnx.AttributeProto{intAttr("K", k), intAttr("N", n), intAttr("bits", 4), intAttr("block_size", bs)},
+			Attribute: []*onnxpb.AttributeProto{intAttr("K", k), intAttr("N", n), intAttr("bits", 4), intAttr("block_size", bs)},
 		}},
-		Initializer: []*onnx.TensorProto{
+		Initializer: []*onnxpb.TensorProto{
 			uint8Tensor("B", []int64{n, k / bs, bs / 2}, blocks.Data),
 			floatTensor("scales", []int64{n * k / bs}, blocks.Scales),
 		},
-		Input:  []*onnx.ValueInfoProto{valueInfo("x", onnx.TensorProto_FLOAT, m, k)},
-		Output: []*onnx.ValueInfoProto{valueInfo("y", onnx.TensorProto_FLOAT, m, n)},
+		Input:  []*onnxpb.ValueInfoProto{valueInfo("x", onnxpb.TensorProto_FLOAT, m, k)},
+		Output: []*onnxpb.ValueInfoProto{valueInfo("y", onnxpb.TensorProto_FLOAT, m, n)},
 	}
 	md := model(17, g)
-	md.OpsetImport = append(md.OpsetImport, &onnx.OperatorSetIdProto{Domain: "com.microsoft", Version: 1})
+	md.OpsetImport = append(md.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String("com.microsoft"), Version: proto.Int64(1)})
 	got := runORT[float32, float32](t, marshalModel(t, md), []int64{m, k}, a, []int64{m, n})
 
 	for i := range m {

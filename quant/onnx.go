@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -92,7 +92,7 @@ type SkippedWeight struct {
 type weightUse struct {
 	op   string
 	axis int
-	node *onnx.NodeProto
+	node *onnxpb.NodeProto
 }
 
 // QuantizeModel rewrites an ONNX model so that the weights of MatMul and
@@ -121,7 +121,7 @@ type weightUse struct {
 // checked before each weight; once it is done QuantizeModel returns its
 // error wrapped, with no partial output.
 func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte, *ModelReport, error) {
-	m := &onnx.ModelProto{}
+	m := &onnxpb.ModelProto{}
 	if err := proto.Unmarshal(model, m); err != nil {
 		return nil, nil, fmt.Errorf("%w: not an ONNX model (protobuf decode: %v)", ErrFormat, err)
 	}
@@ -147,10 +147,10 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 	switch v := opset.GetVersion(); {
 	case v >= 13:
 	case opts.AllowOpsetBump:
-		opset.Version = 13
+		opset.Version = proto.Int64(13)
 		rep.OpsetAfter = 13
-		if m.IrVersion < 7 { // opset 13 needs IR version 7
-			m.IrVersion = 7
+		if m.GetIrVersion() < 7 { // opset 13 needs IR version 7
+			m.IrVersion = proto.Int64(7)
 		}
 	case v >= 10:
 		if perChannel {
@@ -205,7 +205,7 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 			noteOther(in, fmt.Sprintf("input %d of %s node %q", i, n.GetOpType(), n.GetName()))
 		}
 		for _, a := range n.GetAttribute() {
-			for _, sub := range append([]*onnx.GraphProto{a.GetG()}, a.GetGraphs()...) {
+			for _, sub := range append([]*onnxpb.GraphProto{a.GetG()}, a.GetGraphs()...) {
 				for name := range subgraphRefs(sub) {
 					noteOther(name, fmt.Sprintf("subgraph of %s node %q", n.GetOpType(), n.GetName()))
 				}
@@ -228,7 +228,7 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 		}
 	}
 
-	var dqNodes []*onnx.NodeProto
+	var dqNodes []*onnxpb.NodeProto
 	for _, name := range order {
 		u, ok := uses[name]
 		if !ok {
@@ -248,10 +248,10 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 		case graphInputs[name]:
 			skip("is also a graph input, so callers may override it")
 			continue
-		case t.GetDataType() != int32(onnx.TensorProto_FLOAT):
-			skip(fmt.Sprintf("element type %s, want FLOAT", onnx.TensorProto_DataType(t.GetDataType())))
+		case t.GetDataType() != int32(onnxpb.TensorProto_FLOAT):
+			skip(fmt.Sprintf("element type %s, want FLOAT", onnxpb.TensorProto_DataType(t.GetDataType())))
 			continue
-		case t.GetDataLocation() == onnx.TensorProto_EXTERNAL || len(t.GetExternalData()) > 0:
+		case t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL || len(t.GetExternalData()) > 0:
 			skip("stored as external data")
 			continue
 		case t.GetSegment() != nil:
@@ -324,18 +324,18 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 		if !perChannel {
 			paramDims = nil
 		}
-		qt := &onnx.TensorProto{Name: qName, Dims: t.GetDims(), DataType: int32(onnx.TensorProto_INT8), RawData: int8Bytes(q), DocString: t.GetDocString()}
-		st := &onnx.TensorProto{Name: sName, Dims: paramDims, DataType: int32(onnx.TensorProto_FLOAT), RawData: float32Bytes(scales)}
+		qt := &onnxpb.TensorProto{Name: proto.String(qName), Dims: t.GetDims(), DataType: dataType(onnxpb.TensorProto_INT8), RawData: int8Bytes(q), DocString: t.DocString}
+		st := &onnxpb.TensorProto{Name: proto.String(sName), Dims: paramDims, DataType: dataType(onnxpb.TensorProto_FLOAT), RawData: float32Bytes(scales)}
 		g.Initializer[inits[name]] = qt
 		g.Initializer = append(g.Initializer, st)
-		dqn := &onnx.NodeProto{
-			Name:   uniqueName(names, name+"_DequantizeLinear"),
-			OpType: "DequantizeLinear",
+		dqn := &onnxpb.NodeProto{
+			Name:   proto.String(uniqueName(names, name+"_DequantizeLinear")),
+			OpType: proto.String("DequantizeLinear"),
 			Input:  []string{qName, sName}, // symmetric: zero point 0, the default
 			Output: []string{name},
 		}
 		if perChannel {
-			dqn.Attribute = []*onnx.AttributeProto{{Name: "axis", Type: onnx.AttributeProto_INT, I: int64(axis)}}
+			dqn.Attribute = []*onnxpb.AttributeProto{intAttribute("axis", int64(axis))}
 		}
 		dqNodes = append(dqNodes, dqn)
 		rep.Weights = append(rep.Weights, WeightReport{Name: name, Ops: ops, Shape: slices.Clone(t.GetDims()), Axis: chAxis, Bits: 8, Error: er})
@@ -360,14 +360,14 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 }
 
 type int4Weight struct {
-	q, scales *onnx.TensorProto
+	q, scales *onnxpb.TensorProto
 	err       ErrorReport
 }
 
 // matMulNBits quantizes a MatMul weight x [K, N] to MatMulNBits' layout
 // (B as [N, ceil(K/bs), bs/2] packed nibbles, zero-padded along K, and
 // N·ceil(K/bs) scales) and rewrites the MatMul nodes in uses to use it.
-func matMulNBits(m *onnx.ModelProto, t *onnx.TensorProto, x []float32, shape []int, uses []weightUse, names map[string]bool, bs int) (int4Weight, int, error) {
+func matMulNBits(m *onnxpb.ModelProto, t *onnxpb.TensorProto, x []float32, shape []int, uses []weightUse, names map[string]bool, bs int) (int4Weight, int, error) {
 	k, n := shape[0], shape[1]
 	kb := (k + bs - 1) / bs
 	row := kb * bs
@@ -399,25 +399,33 @@ func matMulNBits(m *onnx.ModelProto, t *onnx.TensorProto, x []float32, shape []i
 	qName := uniqueName(names, name+"_q4")
 	sName := uniqueName(names, name+"_scales")
 	w := int4Weight{
-		q:      &onnx.TensorProto{Name: qName, Dims: []int64{int64(n), int64(kb), int64(bs / 2)}, DataType: int32(onnx.TensorProto_UINT8), RawData: blocks.Data, DocString: t.GetDocString()},
-		scales: &onnx.TensorProto{Name: sName, Dims: []int64{int64(n * kb)}, DataType: int32(onnx.TensorProto_FLOAT), RawData: float32Bytes(blocks.Scales)},
+		q:      &onnxpb.TensorProto{Name: proto.String(qName), Dims: []int64{int64(n), int64(kb), int64(bs / 2)}, DataType: dataType(onnxpb.TensorProto_UINT8), RawData: blocks.Data, DocString: t.DocString},
+		scales: &onnxpb.TensorProto{Name: proto.String(sName), Dims: []int64{int64(n * kb)}, DataType: dataType(onnxpb.TensorProto_FLOAT), RawData: float32Bytes(blocks.Scales)},
 		err:    er,
 	}
 	for _, u := range uses {
 		nd := u.node
-		nd.OpType, nd.Domain = "MatMulNBits", "com.microsoft"
+		nd.OpType, nd.Domain = proto.String("MatMulNBits"), proto.String("com.microsoft")
 		nd.Input = []string{nd.GetInput()[0], qName, sName}
-		nd.Attribute = []*onnx.AttributeProto{
-			{Name: "K", Type: onnx.AttributeProto_INT, I: int64(k)},
-			{Name: "N", Type: onnx.AttributeProto_INT, I: int64(n)},
-			{Name: "bits", Type: onnx.AttributeProto_INT, I: 4},
-			{Name: "block_size", Type: onnx.AttributeProto_INT, I: int64(bs)},
+		nd.Attribute = []*onnxpb.AttributeProto{
+			intAttribute("K", int64(k)),
+			intAttribute("N", int64(n)),
+			intAttribute("bits", 4),
+			intAttribute("block_size", int64(bs)),
 		}
 	}
-	if !slices.ContainsFunc(m.GetOpsetImport(), func(o *onnx.OperatorSetIdProto) bool { return o.GetDomain() == "com.microsoft" }) {
-		m.OpsetImport = append(m.OpsetImport, &onnx.OperatorSetIdProto{Domain: "com.microsoft", Version: 1})
+	if !slices.ContainsFunc(m.GetOpsetImport(), func(o *onnxpb.OperatorSetIdProto) bool { return o.GetDomain() == "com.microsoft" }) {
+		m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String("com.microsoft"), Version: proto.Int64(1)})
 	}
 	return w, len(blocks.Data) + 4*len(blocks.Scales), nil
+}
+
+// dataType returns the value of a TensorProto's data_type field for dt.
+func dataType(dt onnxpb.TensorProto_DataType) *int32 { return proto.Int32(int32(dt)) }
+
+// intAttribute returns an INT node attribute.
+func intAttribute(name string, v int64) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(v)}
 }
 
 func compareStrings(a, b string) int {
@@ -466,7 +474,7 @@ func QuantizeModelFile(ctx context.Context, src, dst string, opts ModelOptions) 
 // weightAxis reports whether input 1 of n is a weight this package can
 // quantize, with its output-channel axis and the rank it must have (2, or
 // 3 meaning "at least 3").
-func weightAxis(n *onnx.NodeProto, conv bool) (axis, rank int, ok bool) {
+func weightAxis(n *onnxpb.NodeProto, conv bool) (axis, rank int, ok bool) {
 	if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
 		return 0, 0, false
 	}
@@ -488,7 +496,7 @@ func weightAxis(n *onnx.NodeProto, conv bool) (axis, rank int, ok bool) {
 	return 0, 0, false
 }
 
-func defaultOpset(m *onnx.ModelProto) *onnx.OperatorSetIdProto {
+func defaultOpset(m *onnxpb.ModelProto) *onnxpb.OperatorSetIdProto {
 	for _, o := range m.GetOpsetImport() {
 		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
 			return o
@@ -499,10 +507,10 @@ func defaultOpset(m *onnx.ModelProto) *onnx.OperatorSetIdProto {
 
 // usedNames collects every tensor and node name of g (subgraphs included),
 // so that new names never collide.
-func usedNames(g *onnx.GraphProto) map[string]bool {
+func usedNames(g *onnxpb.GraphProto) map[string]bool {
 	names := make(map[string]bool)
-	var walk func(g *onnx.GraphProto, depth int)
-	walk = func(g *onnx.GraphProto, depth int) {
+	var walk func(g *onnxpb.GraphProto, depth int)
+	walk = func(g *onnxpb.GraphProto, depth int) {
 		if g == nil || depth > 64 {
 			return
 		}
@@ -534,10 +542,10 @@ func usedNames(g *onnx.GraphProto) map[string]bool {
 
 // subgraphRefs returns every tensor name read by nodes of g or of its
 // nested subgraphs (outer-scope references included).
-func subgraphRefs(g *onnx.GraphProto) map[string]bool {
+func subgraphRefs(g *onnxpb.GraphProto) map[string]bool {
 	refs := make(map[string]bool)
-	var walk func(g *onnx.GraphProto, depth int)
-	walk = func(g *onnx.GraphProto, depth int) {
+	var walk func(g *onnxpb.GraphProto, depth int)
+	walk = func(g *onnxpb.GraphProto, depth int) {
 		if g == nil || depth > 64 {
 			return
 		}
@@ -567,7 +575,7 @@ func uniqueName(names map[string]bool, base string) string {
 }
 
 // floatData decodes a FLOAT initializer held in raw_data or float_data.
-func floatData(t *onnx.TensorProto) ([]float32, []int, error) {
+func floatData(t *onnxpb.TensorProto) ([]float32, []int, error) {
 	shape := make([]int, len(t.GetDims()))
 	n := 1
 	for i, d := range t.GetDims() {

@@ -7,14 +7,14 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 )
 
-func unmarshalModel(t testing.TB, b []byte) *onnx.ModelProto {
+func unmarshalModel(t testing.TB, b []byte) *onnxpb.ModelProto {
 	t.Helper()
-	m := &onnx.ModelProto{}
+	m := &onnxpb.ModelProto{}
 	require.NoError(t, proto.Unmarshal(b, m))
 	return m
 }
@@ -177,7 +177,7 @@ func TestQuantizeModelConv(t *testing.T) {
 }
 
 // editModel returns the classifier after applying edit to its proto.
-func editModel(t *testing.T, edit func(m *onnx.ModelProto)) []byte {
+func editModel(t *testing.T, edit func(m *onnxpb.ModelProto)) []byte {
 	t.Helper()
 	m := classifierModel(17)
 	edit(m)
@@ -187,30 +187,30 @@ func editModel(t *testing.T, edit func(m *onnx.ModelProto)) []byte {
 func TestQuantizeModelSkips(t *testing.T) {
 	cases := []struct {
 		name   string
-		edit   func(m *onnx.ModelProto)
+		edit   func(m *onnxpb.ModelProto)
 		weight string
 		reason string
 	}{
-		{"shared with a non-weight input", func(m *onnx.ModelProto) {
+		{"shared with a non-weight input", func(m *onnxpb.ModelProto) {
 			g := m.Graph
 			g.Node = append(g.Node, node("Identity", []string{"W1"}, []string{"w1_copy"}))
-			g.Output = append(g.Output, valueInfo("w1_copy", onnx.TensorProto_FLOAT, 16, 64))
+			g.Output = append(g.Output, valueInfo("w1_copy", onnxpb.TensorProto_FLOAT, 16, 64))
 		}, "W1", "also used as input 0 of Identity"},
-		{"overridable graph input", func(m *onnx.ModelProto) {
-			m.Graph.Input = append(m.Graph.Input, valueInfo("W2", onnx.TensorProto_FLOAT, 32, 64))
+		{"overridable graph input", func(m *onnxpb.ModelProto) {
+			m.Graph.Input = append(m.Graph.Input, valueInfo("W2", onnxpb.TensorProto_FLOAT, 32, 64))
 		}, "W2", "graph input"},
-		{"double weight", func(m *onnx.ModelProto) {
+		{"double weight", func(m *onnxpb.ModelProto) {
 			t := m.Graph.Initializer[4]
 			vals := make([]float64, 32*10)
-			t.DataType, t.RawData, t.DoubleData = int32(onnx.TensorProto_DOUBLE), nil, vals
+			t.DataType, t.RawData, t.DoubleData = proto.Int32(int32(onnxpb.TensorProto_DOUBLE)), nil, vals
 		}, "W3", "element type DOUBLE"},
-		{"NaN weight", func(m *onnx.ModelProto) {
+		{"NaN weight", func(m *onnxpb.ModelProto) {
 			copy(m.Graph.Initializer[0].RawData[8:], float32Bytes([]float32{float32(math.NaN())}))
 		}, "W1", "value 2 is NaN"},
-		{"external data", func(m *onnx.ModelProto) {
-			m.Graph.Initializer[2].DataLocation = onnx.TensorProto_EXTERNAL
+		{"external data", func(m *onnxpb.ModelProto) {
+			m.Graph.Initializer[2].DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
 		}, "W2", "external data"},
-		{"rank 3 MatMul weight", func(m *onnx.ModelProto) {
+		{"rank 3 MatMul weight", func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer[0].Dims = []int64{1, 16, 64}
 		}, "W1", "rank 3"},
 	}
@@ -236,12 +236,12 @@ func TestQuantizeModelBadInput(t *testing.T) {
 		{"empty", nil, ErrFormat},
 		{"text", []byte("this is not an onnx model\n"), ErrFormat},
 		{"truncated", good[:len(good)/2], ErrFormat},
-		{"no opset", editModel(t, func(m *onnx.ModelProto) { m.OpsetImport = nil }), ErrFormat},
-		{"opset 9", editModel(t, func(m *onnx.ModelProto) { m.OpsetImport[0].Version = 9 }), ErrUnsupported},
-		{"raw data too short", editModel(t, func(m *onnx.ModelProto) {
+		{"no opset", editModel(t, func(m *onnxpb.ModelProto) { m.OpsetImport = nil }), ErrFormat},
+		{"opset 9", editModel(t, func(m *onnxpb.ModelProto) { m.OpsetImport[0].Version = proto.Int64(9) }), ErrUnsupported},
+		{"raw data too short", editModel(t, func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer[0].RawData = m.Graph.Initializer[0].RawData[:100]
 		}), ErrFormat},
-		{"negative dim", editModel(t, func(m *onnx.ModelProto) { m.Graph.Initializer[0].Dims = []int64{-16, -64} }), ErrFormat},
+		{"negative dim", editModel(t, func(m *onnxpb.ModelProto) { m.Graph.Initializer[0].Dims = []int64{-16, -64} }), ErrFormat},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,12 +274,12 @@ func FuzzQuantizeModel(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tiny := &onnx.GraphProto{
-		Name:        "tiny",
-		Node:        []*onnx.NodeProto{node("MatMul", []string{"x", "W"}, []string{"y"})},
-		Initializer: []*onnx.TensorProto{floatTensor("W", []int64{2, 2}, []float32{1, -2, 0.5, 4})},
-		Input:       []*onnx.ValueInfoProto{valueInfo("x", onnx.TensorProto_FLOAT, -1, 2)},
-		Output:      []*onnx.ValueInfoProto{valueInfo("y", onnx.TensorProto_FLOAT, -1, 2)},
+	tiny := &onnxpb.GraphProto{
+		Name:        proto.String("tiny"),
+		Node:        []*onnxpb.NodeProto{node("MatMul", []string{"x", "W"}, []string{"y"})},
+		Initializer: []*onnxpb.TensorProto{floatTensor("W", []int64{2, 2}, []float32{1, -2, 0.5, 4})},
+		Input:       []*onnxpb.ValueInfoProto{valueInfo("x", onnxpb.TensorProto_FLOAT, -1, 2)},
+		Output:      []*onnxpb.ValueInfoProto{valueInfo("y", onnxpb.TensorProto_FLOAT, -1, 2)},
 	}
 	f.Add(marshalModel(f, model(13, tiny)))
 	f.Add(good)
@@ -315,9 +315,9 @@ func TestQuantizeModelNothingToDo(t *testing.T) {
 }
 
 func TestQuantizeModelOpsetBumpRaisesIRVersion(t *testing.T) {
-	b := editModel(t, func(m *onnx.ModelProto) {
-		m.IrVersion = 5
-		m.OpsetImport[0].Version = 9
+	b := editModel(t, func(m *onnxpb.ModelProto) {
+		m.IrVersion = proto.Int64(5)
+		m.OpsetImport[0].Version = proto.Int64(9)
 	})
 	_, _, err := QuantizeModel(context.Background(), b, ModelOptions{})
 	require.ErrorIs(t, err, ErrUnsupported)
@@ -387,7 +387,7 @@ func TestQuantizeModelInt4MatMul(t *testing.T) {
 				}
 			}
 			require.Equal(t, 1, nbits)
-			require.True(t, slices.ContainsFunc(q.GetOpsetImport(), func(o *onnx.OperatorSetIdProto) bool {
+			require.True(t, slices.ContainsFunc(q.GetOpsetImport(), func(o *onnxpb.OperatorSetIdProto) bool {
 				return o.GetDomain() == "com.microsoft"
 			}))
 

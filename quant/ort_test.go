@@ -5,10 +5,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/quiverml/quiver/internal/onnxpb"
 	quiverort "github.com/quiverml/quiver/internal/ort"
 	"github.com/stretchr/testify/require"
 	ort "github.com/yalue/onnxruntime_go"
+	"google.golang.org/protobuf/proto"
 )
 
 func initORT(t testing.TB) {
@@ -36,29 +37,29 @@ func runORT[I, O ort.TensorData](t testing.TB, modelBytes []byte, inShape []int6
 // qdqModel builds QuantizeLinear (quantize=true, x float -> y T) or
 // DequantizeLinear (x T -> y float) with the given per-tensor or per-axis
 // parameters as initializers.
-func qdqModel(t testing.TB, quantize bool, elem onnx.TensorProto_DataType, shape []int64, axis int, scales []float32, zp *onnx.TensorProto) []byte {
+func qdqModel(t testing.TB, quantize bool, elem onnxpb.TensorProto_DataType, shape []int64, axis int, scales []float32, zp *onnxpb.TensorProto) []byte {
 	t.Helper()
 	scaleDims := []int64{}
 	if len(scales) > 1 {
 		scaleDims = []int64{int64(len(scales))}
 	}
-	zp.Name = "zp"
+	zp.Name = proto.String("zp")
 	zp.Dims = scaleDims
-	inType, outType := onnx.TensorProto_FLOAT, elem
+	inType, outType := onnxpb.TensorProto_FLOAT, elem
 	op := "QuantizeLinear"
 	if !quantize {
-		inType, outType, op = elem, onnx.TensorProto_FLOAT, "DequantizeLinear"
+		inType, outType, op = elem, onnxpb.TensorProto_FLOAT, "DequantizeLinear"
 	}
-	var attrs []*onnx.AttributeProto
+	var attrs []*onnxpb.AttributeProto
 	if len(scales) > 1 {
 		attrs = append(attrs, intAttr("axis", int64(axis)))
 	}
-	g := &onnx.GraphProto{
-		Name:        "qdq",
-		Node:        []*onnx.NodeProto{node(op, []string{"x", "scale", "zp"}, []string{"y"}, attrs...)},
-		Initializer: []*onnx.TensorProto{floatTensor("scale", scaleDims, scales), zp},
-		Input:       []*onnx.ValueInfoProto{valueInfo("x", inType, shape...)},
-		Output:      []*onnx.ValueInfoProto{valueInfo("y", outType, shape...)},
+	g := &onnxpb.GraphProto{
+		Name:        proto.String("qdq"),
+		Node:        []*onnxpb.NodeProto{node(op, []string{"x", "scale", "zp"}, []string{"y"}, attrs...)},
+		Initializer: []*onnxpb.TensorProto{floatTensor("scale", scaleDims, scales), zp},
+		Input:       []*onnxpb.ValueInfoProto{valueInfo("x", inType, shape...)},
+		Output:      []*onnxpb.ValueInfoProto{valueInfo("y", outType, shape...)},
 	}
 	return marshalModel(t, model(13, g))
 }
@@ -99,7 +100,7 @@ func TestQuantizeMatchesORT(t *testing.T) {
 		x := edgeData(tc.scale, n, 7)
 		t.Run("int8/"+tc.name, func(t *testing.T) {
 			zp := int8(tc.zp)
-			m := qdqModel(t, true, onnx.TensorProto_INT8, []int64{n}, 0, []float32{tc.scale}, int8Tensor("", nil, []int8{zp}))
+			m := qdqModel(t, true, onnxpb.TensorProto_INT8, []int64{n}, 0, []float32{tc.scale}, int8Tensor("", nil, []int8{zp}))
 			want := runORT[float32, int8](t, m, []int64{n}, x, []int64{n})
 			got := make([]int8, n)
 			require.NoError(t, Quantize(got, x, tc.scale, zp))
@@ -107,7 +108,7 @@ func TestQuantizeMatchesORT(t *testing.T) {
 		})
 		t.Run("uint8/"+tc.name, func(t *testing.T) {
 			zp := uint8(tc.zp + 128)
-			m := qdqModel(t, true, onnx.TensorProto_UINT8, []int64{n}, 0, []float32{tc.scale}, uint8Tensor("", nil, []uint8{zp}))
+			m := qdqModel(t, true, onnxpb.TensorProto_UINT8, []int64{n}, 0, []float32{tc.scale}, uint8Tensor("", nil, []uint8{zp}))
 			want := runORT[float32, uint8](t, m, []int64{n}, x, []int64{n})
 			got := make([]uint8, n)
 			require.NoError(t, Quantize(got, x, tc.scale, zp))
@@ -153,26 +154,26 @@ func TestQuantizeAxisMatchesORT(t *testing.T) {
 			x[i] = base[(i*7)%len(base)] * scales[c]
 		}
 		t.Run("int8/axis", func(t *testing.T) {
-			m := qdqModel(t, true, onnx.TensorProto_INT8, shape, axis, scales, int8Tensor("", nil, zps8))
+			m := qdqModel(t, true, onnxpb.TensorProto_INT8, shape, axis, scales, int8Tensor("", nil, zps8))
 			want := runORT[float32, int8](t, m, shape, x, shape)
 			got := make([]int8, n)
 			require.NoError(t, QuantizeAxis(got, x, shapeInt, axis, scales, zps8))
 			requireEqualAt(t, want, got, x)
 
-			dm := qdqModel(t, false, onnx.TensorProto_INT8, shape, axis, scales, int8Tensor("", nil, zps8))
+			dm := qdqModel(t, false, onnxpb.TensorProto_INT8, shape, axis, scales, int8Tensor("", nil, zps8))
 			wantF := runORT[int8, float32](t, dm, shape, got, shape)
 			gotF := make([]float32, n)
 			require.NoError(t, DequantizeAxis(gotF, got, shapeInt, axis, scales, zps8))
 			requireBitsEqual(t, wantF, gotF)
 		})
 		t.Run("uint8/axis", func(t *testing.T) {
-			m := qdqModel(t, true, onnx.TensorProto_UINT8, shape, axis, scales, uint8Tensor("", nil, zpsU))
+			m := qdqModel(t, true, onnxpb.TensorProto_UINT8, shape, axis, scales, uint8Tensor("", nil, zpsU))
 			want := runORT[float32, uint8](t, m, shape, x, shape)
 			got := make([]uint8, n)
 			require.NoError(t, QuantizeAxis(got, x, shapeInt, axis, scales, zpsU))
 			requireEqualAt(t, want, got, x)
 
-			dm := qdqModel(t, false, onnx.TensorProto_UINT8, shape, axis, scales, uint8Tensor("", nil, zpsU))
+			dm := qdqModel(t, false, onnxpb.TensorProto_UINT8, shape, axis, scales, uint8Tensor("", nil, zpsU))
 			wantF := runORT[uint8, float32](t, dm, shape, got, shape)
 			gotF := make([]float32, n)
 			require.NoError(t, DequantizeAxis(gotF, got, shapeInt, axis, scales, zpsU))
@@ -199,13 +200,13 @@ func TestDequantizeMatchesORT(t *testing.T) {
 		allU[i] = uint8(i)
 	}
 	for _, s := range []float32{0.5, 0.0173, 3e-7, 1234.5} {
-		m := qdqModel(t, false, onnx.TensorProto_INT8, []int64{256}, 0, []float32{s}, int8Tensor("", nil, []int8{-7}))
+		m := qdqModel(t, false, onnxpb.TensorProto_INT8, []int64{256}, 0, []float32{s}, int8Tensor("", nil, []int8{-7}))
 		want := runORT[int8, float32](t, m, []int64{256}, all8, []int64{256})
 		got := make([]float32, 256)
 		require.NoError(t, Dequantize(got, all8, s, int8(-7)))
 		requireBitsEqual(t, want, got)
 
-		m = qdqModel(t, false, onnx.TensorProto_UINT8, []int64{256}, 0, []float32{s}, uint8Tensor("", nil, []uint8{131}))
+		m = qdqModel(t, false, onnxpb.TensorProto_UINT8, []int64{256}, 0, []float32{s}, uint8Tensor("", nil, []uint8{131}))
 		want = runORT[uint8, float32](t, m, []int64{256}, allU, []int64{256})
 		require.NoError(t, Dequantize(got, allU, s, uint8(131)))
 		requireBitsEqual(t, want, got)

@@ -122,7 +122,8 @@ func TestBatcherOverMovingAlias(t *testing.T) {
 		if next == 4 {
 			next = 1
 		}
-		require.NoError(t, store.SetAlias(ctx, "ranker", "production", next))
+		// The versions take different inputs on purpose: the move is forced.
+		require.NoError(t, store.SetAlias(ctx, "ranker", "production", next, registry.MoveOptions{Force: true}))
 		require.NoError(t, srv.Sync(ctx))
 		cur, ok := h.Version()
 		require.True(t, ok)

@@ -116,7 +116,7 @@ func BenchmarkTimeToServe(b *testing.B) {
 		load Loader
 		data []byte
 	}{
-		{"fake", func(context.Context, Version, string) (serving.Model, error) { return nopModel{}, nil }, []byte("x")},
+		{"fake", func(context.Context, Version, string) (serving.Model, error) { return nopModel{}, nil }, onnxModel},
 		{"onnx", FileLoader("onnx", onnx.Opener(onnx.Options{WarmUp: true})), onnxModel},
 	}
 	for _, l := range loaders {

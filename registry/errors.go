@@ -35,8 +35,14 @@ var (
 	// ErrWarmUp reports a version whose warm-up failed; it is not swapped in.
 	ErrWarmUp = errors.New("registry: warm-up failed")
 	// ErrSignature reports a loaded model whose inputs or outputs differ from
-	// the signature recorded in its manifest.
+	// the signature recorded in its manifest, or a Meta.Signature given to
+	// Publish that disagrees with the ONNX file published.
 	ErrSignature = errors.New("registry: signature mismatch")
+	// ErrIncompatible reports an alias move (SetAlias, Rollback) to a
+	// version whose signature would break the callers of the version the
+	// alias points at (see CheckCompatible); MoveOptions.Force moves it
+	// anyway.
+	ErrIncompatible = errors.New("registry: incompatible signature")
 	// ErrBadInput reports an argument that is out of range or inconsistent
 	// (a negative version number, no files, duplicate file names...).
 	ErrBadInput = errors.New("registry: bad argument")

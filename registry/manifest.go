@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/quiverml/quiver/internal/atomicfile"
 )
 
 // ManifestFile is the name of the manifest inside a version directory.
@@ -80,11 +81,12 @@ type Signature struct {
 
 // TensorSpec describes one input or output. ElementType uses
 // serving.ElementType's names ("float32", "int64"...); -1 in Shape marks a
-// dynamic axis. Empty ElementType or nil Shape mean "not recorded".
+// dynamic axis. Empty ElementType or nil Shape mean "not recorded"; an
+// empty, non-nil Shape is a scalar.
 type TensorSpec struct {
 	Name        string  `json:"name"`
 	ElementType string  `json:"element_type,omitempty"`
-	Shape       []int64 `json:"shape,omitempty"`
+	Shape       []int64 `json:"shape,omitzero"`
 }
 
 // Lineage records where a version came from.
@@ -337,13 +339,9 @@ func verifyDir(dir string, v Version) error {
 	return nil
 }
 
-// manifestTempPrefix starts the temp file of a manifest rewrite; one left
-// by a crash is not an artifact (and is removed by the next rewrite).
-const manifestTempPrefix = "." + ManifestFile + ".tmp-"
-
-func isManifestTemp(name string) bool {
-	return len(name) == len(manifestTempPrefix)+16 && name[:len(manifestTempPrefix)] == manifestTempPrefix
-}
+// isManifestTemp reports the temp file of a manifest rewrite; one left by a
+// crash is not an artifact (and is removed by the next rewrite).
+func isManifestTemp(name string) bool { return atomicfile.IsTemp(name, ManifestFile) }
 
 func verifyFile(path string, want FileSum) error {
 	fd, err := os.Open(path)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/quiverml/quiver/internal/atomicfile"
 )
 
 // updateManifest rewrites one version's manifest atomically under the write
@@ -43,7 +45,7 @@ func (s *Store) updateManifest(ctx context.Context, model string, number int64, 
 			}
 		}
 	}
-	return v, writeFileAtomic(dir, ManifestFile, data)
+	return v, atomicfile.WriteFile(filepath.Join(dir, ManifestFile), data, 0o644)
 }
 
 // Tag sets a free label on a version; key follows ValidName, value is any
@@ -200,7 +202,7 @@ func (s *Store) Delete(ctx context.Context, model string, number int64) error {
 	if err := os.Rename(dir, trash); err != nil {
 		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
 	}
-	if err := syncDir(modelDir); err != nil {
+	if err := atomicfile.SyncDir(modelDir); err != nil {
 		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
 	}
 	if err := os.RemoveAll(trash); err != nil {
@@ -220,14 +222,64 @@ func (s *Store) writeAliases(modelDir, model string, aliases []Alias) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(modelDir, AliasesFile, data)
+	return atomicfile.WriteFile(filepath.Join(modelDir, AliasesFile), data, 0o644)
+}
+
+// MoveOptions configures an alias move (SetAlias, Rollback). The zero value
+// refuses a move that would break callers.
+type MoveOptions struct {
+	// Force moves the alias even when the signature of the version it moves
+	// to is incompatible with that of the version it points at (see
+	// CheckCompatible), or when the current version's manifest cannot be
+	// read to compare them. A forced incompatible move is logged as a
+	// warning naming the differences.
+	Force bool
+}
+
+func moveOptions(opts []MoveOptions) (MoveOptions, error) {
+	switch len(opts) {
+	case 0:
+		return MoveOptions{}, nil
+	case 1:
+		return opts[0], nil
+	}
+	return MoveOptions{}, fmt.Errorf("%w: %d MoveOptions; want at most one", ErrBadInput, len(opts))
+}
+
+// checkMove refuses, with ErrIncompatible, to move alias from version cur to
+// the version next unless forced. A cur of 0 (a new alias) is always allowed.
+func (s *Store) checkMove(ctx context.Context, model, alias string, cur int64, next Version, opts MoveOptions) error {
+	if cur == 0 || cur == next.Number {
+		return nil
+	}
+	from, err := s.Get(ctx, model, cur)
+	if err == nil {
+		err = CheckCompatible(from.Signature, next.Signature)
+	} else {
+		err = fmt.Errorf("reading version %d to compare signatures: %w", cur, err)
+	}
+	if err == nil {
+		return nil
+	}
+	if opts.Force {
+		s.log.Warn("alias forced to an incompatible version", "model", model, "alias", alias, "from", cur, "to", next.Number, "error", err)
+		return nil
+	}
+	return fmt.Errorf("version %d -> %d: %w; MoveOptions{Force: true} moves it anyway", cur, next.Number, err)
 }
 
 // SetAlias points alias at a version, creating the alias or moving it; the
 // version it pointed at before is remembered for Rollback. The version must
-// exist and not be archived.
-func (s *Store) SetAlias(ctx context.Context, model, alias string, number int64) error {
+// exist and not be archived. Moving an alias to a version whose signature
+// is incompatible with the current one's (CheckCompatible) fails with
+// ErrIncompatible and leaves the alias where it was, unless opts (at most
+// one) has Force set.
+func (s *Store) SetAlias(ctx context.Context, model, alias string, number int64, opts ...MoveOptions) error {
 	if err := checkAlias(alias); err != nil {
+		return err
+	}
+	mo, err := moveOptions(opts)
+	if err != nil {
 		return err
 	}
 	unlock, err := s.lock()
@@ -258,6 +310,9 @@ func (s *Store) SetAlias(ctx context.Context, model, alias string, number int64)
 	if old == number {
 		return nil
 	}
+	if err := s.checkMove(ctx, model, alias, old, v, mo); err != nil {
+		return fmt.Errorf("registry: set alias %s/%s: %w", model, alias, err)
+	}
 	if old != 0 {
 		a.Previous = append(slices.Clone(a.Previous), old)
 		if len(a.Previous) > s.opts.AliasHistory {
@@ -284,8 +339,15 @@ func versionString(n int64) string {
 // Rollback moves alias back to the version it pointed at before the last
 // move, skipping earlier versions that were since deleted or archived, and
 // returns that version. ErrNoHistory means there is none to go back to.
-func (s *Store) Rollback(ctx context.Context, model, alias string) (int64, error) {
+// Like SetAlias, it fails with ErrIncompatible, leaving the alias and its
+// history as they were, when that version's signature is incompatible with
+// the current one's, unless opts (at most one) has Force set.
+func (s *Store) Rollback(ctx context.Context, model, alias string, opts ...MoveOptions) (int64, error) {
 	if err := checkAlias(alias); err != nil {
+		return 0, err
+	}
+	mo, err := moveOptions(opts)
+	if err != nil {
 		return 0, err
 	}
 	if err := checkName("model", model); err != nil {
@@ -311,16 +373,20 @@ func (s *Store) Rollback(ctx context.Context, model, alias string) (int64, error
 	a := &aliases[i]
 	prev := slices.Clone(a.Previous)
 	var to int64
+	var target Version
 	for len(prev) > 0 {
 		cand := prev[len(prev)-1]
 		prev = prev[:len(prev)-1]
 		if v, err := s.Get(ctx, model, cand); err == nil && !v.Archived {
-			to = cand
+			to, target = cand, v
 			break
 		}
 	}
 	if to == 0 {
 		return 0, fmt.Errorf("registry: rollback: %w: %s alias %q points at %d", ErrNoHistory, model, alias, a.Version)
+	}
+	if err := s.checkMove(ctx, model, alias, a.Version, target, mo); err != nil {
+		return 0, fmt.Errorf("registry: rollback %s/%s: %w", model, alias, err)
 	}
 	old := a.Version
 	a.Version, a.Previous, a.Updated = to, prev, s.opts.Now().UTC()

@@ -166,20 +166,23 @@ func TestONNXLoaderServesCommittedModel(t *testing.T) {
 
 func TestONNXLoaderRefusesBadVersions(t *testing.T) {
 	ctx := context.Background()
+	// Publish refuses these files when their entry is an ONNX entry
+	// (TestPublishChecksONNXEntry); named .model, they are not read at
+	// publish, so the loader's own checks are what refuse them here.
 	tests := []struct {
 		name  string
 		files []File
 		meta  Meta
 		want  error
 	}{
-		{"signature mismatch", []File{{Name: "m.onnx", Data: versionedMLP(t, 2)}},
+		{"signature mismatch", []File{{Name: "m.model", Data: versionedMLP(t, 2)}},
 			Meta{Signature: Signature{Inputs: []TensorSpec{{Name: "features"}}}}, ErrSignature},
-		{"wrong element type", []File{{Name: "m.onnx", Data: versionedMLP(t, 2)}},
+		{"wrong element type", []File{{Name: "m.model", Data: versionedMLP(t, 2)}},
 			Meta{Signature: Signature{Outputs: []TensorSpec{{Name: "y", ElementType: "int64"}}}}, ErrSignature},
-		{"wrong shape", []File{{Name: "m.onnx", Data: versionedMLP(t, 2)}},
+		{"wrong shape", []File{{Name: "m.model", Data: versionedMLP(t, 2)}},
 			Meta{Signature: Signature{Inputs: []TensorSpec{{Name: "x", Shape: []int64{-1, 32}}}}}, ErrSignature},
-		{"not an onnx file", []File{{Name: "m.onnx", Data: []byte("definitely not protobuf")}}, Meta{}, serving.ErrModel},
-		{"truncated onnx", []File{{Name: "m.onnx", Data: versionedMLP(t, 2)[:200]}}, Meta{}, serving.ErrModel},
+		{"not an onnx file", []File{{Name: "m.model", Data: []byte("definitely not protobuf")}}, Meta{}, serving.ErrModel},
+		{"truncated onnx", []File{{Name: "m.model", Data: versionedMLP(t, 2)[:200]}}, Meta{}, serving.ErrModel},
 		{"other format", []File{{Name: "m.pt", Data: []byte("x")}}, Meta{Format: "torchscript"}, ErrBadInput},
 	}
 	for _, tt := range tests {

@@ -19,7 +19,7 @@ func BenchmarkScan(b *testing.B) {
 				b.Fatal(err)
 			}
 			for i := 1; i <= n; i++ {
-				if _, err := s.Publish(ctx, "m", []File{{Name: "model.onnx", Data: []byte("x")}},
+				if _, err := s.Publish(ctx, "m", []File{{Name: "model.bin", Data: []byte("x")}},
 					Meta{Number: int64(i), Metrics: map[string]float64{"auc": 0.9}, Tags: map[string]string{"team": "search"}}); err != nil {
 					b.Fatal(err)
 				}

@@ -464,22 +464,23 @@ func TestCollector(t *testing.T) {
 	predictVersion(t, h)
 	predictVersion(t, h)
 	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(srv.Collector()))
+	require.NoError(t, reg.Register(srv.Collector(nil)))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			got[mf.GetName()] += v
 		}
 	}
 	require.Equal(t, 1.0, got["quiver_registry_loads_total"])
+	require.Equal(t, 1.0, got["quiver_registry_load_seconds"], "one load timed")
 	require.Equal(t, 1.0, got["quiver_registry_swaps_total"])
 	require.Equal(t, 1.0, got["quiver_registry_loaded_versions"])
 	require.Equal(t, 3.0, got["quiver_registry_serving_version"])
 	require.Equal(t, 0.0, got["quiver_registry_version_in_flight"])
-	require.Len(t, got, 12)
+	require.Len(t, got, 13)
 	srv.mu.RLock()
 	l := srv.models["m"].lives[0]
 	srv.mu.RUnlock()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quiverml/quiver/internal/metrics"
 )
 
 // Stats is a snapshot of a Server's counters and of what it serves.
@@ -87,57 +89,71 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Collector returns a prometheus.Collector over Stats, for the caller to
-// register where it likes. Metric names start with quiver_registry_.
-func (s *Server) Collector() prometheus.Collector { return &collector{s: s} }
-
-type collector struct{ s *Server }
-
-var (
-	counterNames = []struct{ name, help string }{
-		{"polls_total", "Registry reads."},
-		{"poll_errors_total", "Registry reads that failed; nothing was unloaded."},
-		{"loads_total", "Versions loaded and warmed up."},
-		{"load_failures_total", "Versions that failed checksum, load or warm-up and were not swapped in."},
-		{"swaps_total", "Alias moves applied."},
-		{"unloads_total", "Versions taken out of the loaded set."},
-		{"closed_total", "Versions closed after their last request."},
-		{"not_serving_total", "Requests refused because their alias had no loaded version."},
-		{"events_dropped_total", "Events dropped because the events channel was full."},
+// Collector returns a prometheus.Collector over Stats, with metric names
+// starting with quiver_registry_ and the time taken to load a version as
+// the histogram quiver_registry_load_seconds. The caller registers it where
+// it likes; the package registers nothing.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"registry": ServerOptions.Name}; a key of constLabels overrides
+// the default. Servers whose labels differ register side by side in one
+// registry; two with identical labels are refused by the registry as a
+// duplicate. Every collector registered in one registry must use the same
+// label names.
+func (s *Server) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"registry": s.opts.Name}, constLabels)
+	c := &collector{s: s, counters: make([]*prometheus.Desc, len(counterNames)),
+		loaded: prometheus.NewDesc("quiver_registry_loaded_versions",
+			"Versions in the loaded set.", nil, l),
+		inFlight: prometheus.NewDesc("quiver_registry_version_in_flight",
+			"Requests running on a loaded version.", []string{"model", "version"}, l),
+		serving: prometheus.NewDesc("quiver_registry_serving_version",
+			"Version number an alias serves.", []string{"model", "alias"}, l),
+		loadTime: prometheus.NewDesc("quiver_registry_load_seconds",
+			"Time to fetch, verify, load and warm up a version that loaded.", nil, l),
 	}
-	descLoaded = prometheus.NewDesc("quiver_registry_loaded_versions",
-		"Versions in the loaded set.", nil, nil)
-	descInFlight = prometheus.NewDesc("quiver_registry_version_in_flight",
-		"Requests running on a loaded version.", []string{"model", "version"}, nil)
-	descServing = prometheus.NewDesc("quiver_registry_serving_version",
-		"Version number an alias serves.", []string{"model", "alias"}, nil)
-)
-
-var descCounters = func() map[string]*prometheus.Desc {
-	m := make(map[string]*prometheus.Desc, len(counterNames))
-	for _, c := range counterNames {
-		m[c.name] = prometheus.NewDesc("quiver_registry_"+c.name, c.help, nil, nil)
+	for i, n := range counterNames {
+		c.counters[i] = prometheus.NewDesc("quiver_registry_"+n.name, n.help, nil, l)
 	}
-	return m
-}()
+	return c
+}
+
+type collector struct {
+	s                                   *Server
+	counters                            []*prometheus.Desc // in counterNames order
+	loaded, inFlight, serving, loadTime *prometheus.Desc
+}
+
+var counterNames = []struct{ name, help string }{
+	{"polls_total", "Registry reads."},
+	{"poll_errors_total", "Registry reads that failed; nothing was unloaded."},
+	{"loads_total", "Versions loaded and warmed up."},
+	{"load_failures_total", "Versions that failed checksum, load or warm-up and were not swapped in."},
+	{"swaps_total", "Alias moves applied."},
+	{"unloads_total", "Versions taken out of the loaded set."},
+	{"closed_total", "Versions closed after their last request."},
+	{"not_serving_total", "Requests refused because their alias had no loaded version."},
+	{"events_dropped_total", "Events dropped because the events channel was full."},
+}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, n := range counterNames {
-		ch <- descCounters[n.name]
+	for _, d := range c.counters {
+		ch <- d
 	}
-	ch <- descLoaded
-	ch <- descInFlight
-	ch <- descServing
+	ch <- c.loaded
+	ch <- c.inFlight
+	ch <- c.serving
+	ch <- c.loadTime
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Stats()
 	vals := []uint64{st.Polls, st.PollErrors, st.Loads, st.LoadFailures, st.Swaps, st.Unloads,
 		st.Closed, st.NotServing, st.EventsDropped}
-	for i, n := range counterNames {
-		ch <- prometheus.MustNewConstMetric(descCounters[n.name], prometheus.CounterValue, float64(vals[i]))
+	for i, d := range c.counters {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(vals[i]))
 	}
-	ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(len(st.Loaded)))
+	ch <- prometheus.MustNewConstMetric(c.loaded, prometheus.GaugeValue, float64(len(st.Loaded)))
 	// A republished version number can be loaded twice for a moment; sum.
 	type key struct {
 		model   string
@@ -148,9 +164,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		inflight[key{l.Model, l.Version}] += l.InFlight
 	}
 	for k, n := range inflight {
-		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(n), k.model, strconv.FormatInt(k.version, 10))
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(n), k.model, strconv.FormatInt(k.version, 10))
 	}
 	for _, sv := range st.Serving {
-		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, float64(sv.Version), sv.Model, sv.Alias)
+		ch <- prometheus.MustNewConstMetric(c.serving, prometheus.GaugeValue, float64(sv.Version), sv.Model, sv.Alias)
 	}
+	ch <- c.s.loadTime.Snapshot().Metric(c.loadTime)
 }

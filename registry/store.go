@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/quiverml/quiver/internal/atomicfile"
+	"github.com/quiverml/quiver/serving"
 )
 
 // Registry is what a Server serves from: the list of models, a snapshot of
@@ -144,7 +148,10 @@ type Meta struct {
 	// Format names the artifact format ("onnx"); empty means "onnx".
 	Format string
 	// Entry is the file a loader opens; empty means the first file.
-	Entry       string
+	Entry string
+	// Signature is the model's interface. For an ONNX entry (see Publish)
+	// it is read from the file when left empty, and checked against the
+	// file when given.
 	Signature   Signature
 	Metrics     map[string]float64
 	Tags        map[string]string
@@ -156,6 +163,15 @@ type Meta struct {
 // is staged in a hidden directory, every file and the directory are
 // fsynced, and a rename makes it visible at once. A version number that
 // exists already is refused with ErrExists.
+//
+// The entry is an ONNX entry when Meta.Format is "onnx", or is empty and the
+// entry's name ends in ".onnx". Publish reads its signature
+// (SignatureFromONNX): when Meta.Signature is empty, the file's is recorded;
+// when it is given, it must agree with the file as CheckSignature judges a
+// loaded model (recorded inputs and outputs present with the same element
+// type and shape, -1 matching any size, and no file input left out), or
+// Publish fails with ErrSignature; the given signature is then recorded as
+// given. An ONNX entry that is not an ONNX model fails with ErrBadInput.
 func (s *Store) Publish(ctx context.Context, model string, files []File, meta Meta) (Version, error) {
 	if err := checkName("model", model); err != nil {
 		return Version{}, err
@@ -185,6 +201,7 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 	if !names[meta.Entry] {
 		return Version{}, fmt.Errorf("%w: publish %s: entry %q is not one of the files", ErrBadInput, model, meta.Entry)
 	}
+	onnxEntry := meta.Format == "onnx" || meta.Format == "" && strings.HasSuffix(strings.ToLower(meta.Entry), ".onnx")
 	if meta.Format == "" {
 		meta.Format = "onnx"
 	}
@@ -209,7 +226,7 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	if newModel {
-		if err := syncDir(s.root); err != nil {
+		if err := atomicfile.SyncDir(s.root); err != nil {
 			return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 		}
 	}
@@ -249,6 +266,11 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		}
 		v.Files = append(v.Files, sum)
 	}
+	if onnxEntry {
+		if v.Signature, err = entrySignature(filepath.Join(stage, meta.Entry), files, meta); err != nil {
+			return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
+		}
+	}
 	if err := v.validate(); err != nil {
 		return Version{}, fmt.Errorf("%w: publish %s: %v", ErrBadInput, model, err)
 	}
@@ -256,7 +278,7 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 	if err != nil {
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
-	if err := writeFileAtomic(stage, ManifestFile, mf); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(stage, ManifestFile), mf, 0o644); err != nil {
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	final := filepath.Join(modelDir, strconv.FormatInt(v.Number, 10))
@@ -267,11 +289,34 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	committed = true
-	if err := syncDir(modelDir); err != nil {
+	if err := atomicfile.SyncDir(modelDir); err != nil {
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	s.log.Info("published", "model", model, "version", v.Number, "files", len(v.Files))
 	return v, s.audit(ctx, AuditEvent{Action: ActionPublish, Model: model, Version: v.Number, New: strconv.FormatInt(v.Number, 10)})
+}
+
+// entrySignature reads the signature of the ONNX entry staged at path (from
+// memory when it was given as Data) and reconciles it with meta.Signature.
+func entrySignature(path string, files []File, meta Meta) (Signature, error) {
+	var info serving.Info
+	var err error
+	if i := slices.IndexFunc(files, func(f File) bool { return f.Name == meta.Entry }); i >= 0 && files[i].Data != nil {
+		info, err = readONNXInfo(bytes.NewReader(files[i].Data), int64(len(files[i].Data)))
+	} else {
+		info, err = readONNXInfoFile(path)
+	}
+	if err != nil {
+		return Signature{}, fmt.Errorf("entry %q: %w", meta.Entry, err)
+	}
+	sig := meta.Signature
+	if len(sig.Inputs) == 0 && len(sig.Outputs) == 0 {
+		return SignatureOf(info), nil
+	}
+	if err := CheckSignature(sig, info); err != nil {
+		return Signature{}, fmt.Errorf("Meta.Signature disagrees with entry %q: %w (the file has %s)", meta.Entry, err, SignatureOf(info))
+	}
+	return cloneSignature(sig), nil
 }
 
 // writeArtifact writes one file, hashing it on the way, and fsyncs it.

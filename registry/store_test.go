@@ -63,7 +63,7 @@ func TestPublishAndRead(t *testing.T) {
 	require.NoError(t, os.WriteFile(src, []byte("weights"), 0o644))
 
 	v1, err := s.Publish(ctx, "ranker", []File{
-		{Name: "model.onnx", Data: []byte("graph")},
+		{Name: "model.onnx", Data: versionedMLP(t, 1)},
 		{Name: "weights.bin", Path: src},
 	}, Meta{
 		Signature:   Signature{Inputs: []TensorSpec{{Name: "x", ElementType: "float32", Shape: []int64{-1, 16}}}},

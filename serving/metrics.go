@@ -6,39 +6,52 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quiverml/quiver/internal/metrics"
 )
 
 // Collector returns a prometheus.Collector exposing the batcher's counters,
-// with latencies in seconds. Register it where the application wants it;
-// Quiver never registers metrics globally. Every series carries a "model"
-// label with Info().Name.
-func (b *Batcher) Collector() prometheus.Collector {
-	return &collector{b: b, model: b.info.Name}
+// with latencies as histograms in seconds. Register it where the
+// application wants it; Quiver never registers metrics globally.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"model": name} (the name of the model the batcher was created
+// over); a key of constLabels overrides the default. Batchers whose labels
+// differ register side by side in one registry; two with identical labels
+// are refused by the registry as a duplicate. Every collector registered in
+// one registry must use the same label names.
+func (b *Batcher) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"model": b.name}, constLabels)
+	d := func(name, help string, variable ...string) *prometheus.Desc {
+		return prometheus.NewDesc("quiver_serving_"+name, help, variable, l)
+	}
+	return &collector{b: b,
+		requests:  d("requests_total", "Requests accepted into the batcher queue."),
+		rows:      d("rows_total", "Rows run, padding excluded."),
+		batches:   d("batches_total", "Model runs."),
+		padding:   d("padding_rows_total", "Rows added to reach an allowed batch size."),
+		errors:    d("errors_total", "Failed requests by kind.", "kind"),
+		batchSize: d("batch_size_rows", "Rows per model run, padding excluded."),
+		queueWait: d("queue_wait_seconds", "Time from enqueue to the start of the run."),
+		run:       d("run_seconds", "Model run time per batch."),
+		latency:   d("request_seconds", "Time a successful request spent in Predict."),
+		queueLen:  d("queue_length", "Requests waiting in the queue."),
+		inFlight:  d("batches_in_flight", "Batches running now."),
+	}
 }
 
-var (
-	descRequests   = prometheus.NewDesc("quiver_serving_requests_total", "Requests accepted into the batcher queue.", []string{"model"}, nil)
-	descRows       = prometheus.NewDesc("quiver_serving_rows_total", "Rows run, padding excluded.", []string{"model"}, nil)
-	descBatches    = prometheus.NewDesc("quiver_serving_batches_total", "Model runs.", []string{"model"}, nil)
-	descPadding    = prometheus.NewDesc("quiver_serving_padding_rows_total", "Rows added to reach an allowed batch size.", []string{"model"}, nil)
-	descErrors     = prometheus.NewDesc("quiver_serving_errors_total", "Failed requests by kind.", []string{"model", "kind"}, nil)
-	descBatchSize  = prometheus.NewDesc("quiver_serving_batch_size_rows", "Rows per model run, padding excluded.", []string{"model"}, nil)
-	descQueueWait  = prometheus.NewDesc("quiver_serving_queue_wait_seconds", "Time from enqueue to the start of the run.", []string{"model"}, nil)
-	descRun        = prometheus.NewDesc("quiver_serving_run_seconds", "Model run time per batch.", []string{"model"}, nil)
-	descLatency    = prometheus.NewDesc("quiver_serving_request_seconds", "Time a successful request spent in Predict.", []string{"model"}, nil)
-	descQueueLen   = prometheus.NewDesc("quiver_serving_queue_length", "Requests waiting in the queue.", []string{"model"}, nil)
-	descInFlight   = prometheus.NewDesc("quiver_serving_batches_in_flight", "Batches running now.", []string{"model"}, nil)
-	batchSizeEdges = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
-)
+var batchSizeEdges = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 type collector struct {
-	b     *Batcher
-	model string
+	b                                            *Batcher
+	requests, rows, batches, padding, errors     *prometheus.Desc
+	batchSize, queueWait, run, latency, queueLen *prometheus.Desc
+	inFlight                                     *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descRows, descBatches, descPadding, descErrors,
-		descBatchSize, descQueueWait, descRun, descLatency, descQueueLen, descInFlight} {
+	for _, d := range []*prometheus.Desc{c.requests, c.rows, c.batches, c.padding, c.errors,
+		c.batchSize, c.queueWait, c.run, c.latency, c.queueLen, c.inFlight} {
 		ch <- d
 	}
 }
@@ -46,17 +59,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.b.Stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{c.model}, labels...)...)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	counter(descRequests, s.Requests)
-	counter(descRows, s.Rows)
-	counter(descBatches, s.Batches)
-	counter(descPadding, s.Padding)
+	counter(c.requests, s.Requests)
+	counter(c.rows, s.Rows)
+	counter(c.batches, s.Batches)
+	counter(c.padding, s.Padding)
 	for _, k := range errKinds {
-		counter(descErrors, s.Errors[k], k)
+		counter(c.errors, s.Errors[k], k)
 	}
-	ch <- prometheus.MustNewConstMetric(descQueueLen, prometheus.GaugeValue, float64(s.QueueLength), c.model)
-	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight), c.model)
+	ch <- prometheus.MustNewConstMetric(c.queueLen, prometheus.GaugeValue, float64(s.QueueLength))
+	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight))
 
 	// Batch sizes.
 	buckets := make(map[float64]uint64, len(batchSizeEdges))
@@ -71,30 +84,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	ch <- prometheus.MustNewConstHistogram(descBatchSize, total, float64(sum), buckets, c.model)
+	ch <- prometheus.MustNewConstHistogram(c.batchSize, total, float64(sum), buckets)
 
-	for _, h := range []struct {
-		d *prometheus.Desc
-		h *latencyHist
-	}{{descQueueWait, &c.b.stats.queueWait}, {descRun, &c.b.stats.run}, {descLatency, &c.b.stats.latency}} {
-		ch <- latencyMetric(h.d, h.h, c.model)
-	}
-}
-
-// latencyMetric exports a latency histogram in seconds with one bucket per
-// power of two of nanoseconds, from 1µs to about 69s.
-func latencyMetric(d *prometheus.Desc, h *latencyHist, model string) prometheus.Metric {
-	counts, n, sum := h.snapshot()
-	buckets := map[float64]uint64{}
-	var cum uint64
-	for i, x := range counts {
-		cum += x
-		ub := upperBound(i)
-		if i%(1<<histSubBits) == 1<<histSubBits-1 && ub >= time.Microsecond && ub <= 70*time.Second {
-			buckets[ub.Seconds()] = cum
-		}
-	}
-	return prometheus.MustNewConstHistogram(d, n, sum.Seconds(), buckets, model)
+	st := c.b.stats
+	ch <- st.queueWait.snapshot().Metric(c.queueWait)
+	ch <- st.run.snapshot().Metric(c.run)
+	ch <- st.latency.snapshot().Metric(c.latency)
 }
 
 // String renders the stats on a few lines, for logs and examples.

@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"context"
@@ -8,22 +8,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quiverml/quiver/internal/metrics/metricstest"
+	. "github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/servingtest"
 )
 
-func TestCollectorExposesStats(t *testing.T) {
-	m := load(t, "mlp", Options{Name: "tabular"})
-	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true})
+// newFakeBatcher returns a batcher over a fake model named name.
+func newFakeBatcher(t *testing.T, name string) *Batcher {
+	t.Helper()
+	b, err := NewBatcher(&servingtest.Doubler{ModelName: name}, BatcherOptions{})
 	require.NoError(t, err)
-	defer b.Close()
-	for i := 0; i < 3; i++ {
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestCollectorExposesStats(t *testing.T) {
+	b := newFakeBatcher(t, "tabular")
+	for range 3 {
 		_, err := b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{2, 16}, seq(32, 1)...)})
 		require.NoError(t, err)
 	}
-	_, err = b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{2, 15}, seq(30, 1)...)})
+	_, err := b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{30}, seq(30, 1)...)})
 	require.ErrorIs(t, err, ErrShape)
 
 	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(b.Collector()))
+	require.NoError(t, reg.Register(b.Collector(nil)))
 	expected := `
 # HELP quiver_serving_rows_total Rows run, padding excluded.
 # TYPE quiver_serving_rows_total counter
@@ -34,6 +44,7 @@ quiver_serving_errors_total{kind="canceled",model="tabular"} 0
 quiver_serving_errors_total{kind="closed",model="tabular"} 0
 quiver_serving_errors_total{kind="deadline",model="tabular"} 0
 quiver_serving_errors_total{kind="input",model="tabular"} 1
+quiver_serving_errors_total{kind="not_ready",model="tabular"} 0
 quiver_serving_errors_total{kind="overloaded",model="tabular"} 0
 quiver_serving_errors_total{kind="run",model="tabular"} 0
 `
@@ -43,14 +54,58 @@ quiver_serving_errors_total{kind="run",model="tabular"} 0
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	metricstest.RequireConventions(t, mfs, "quiver_serving_")
+
 	st := b.Stats()
 	require.Equal(t, uint64(3), st.Batches)
 	require.Equal(t, map[int]uint64{2: 3}, st.BatchSizes)
 	require.Equal(t, uint64(3), st.Run.Count)
+	require.Equal(t, uint64(3), st.Latency.Count)
 	require.Contains(t, st.String(), "batches by rows: 2-3:3")
 }
 
-func TestStatsStringGroupsBatchSizes(t *testing.T) {
-	s := Stats{Requests: 10, Rows: 10, Batches: 4, BatchSizes: map[int]uint64{1: 2, 5: 1, 7: 3, 64: 4}}
-	require.Contains(t, s.String(), "batches by rows: 1:2 4-7:4 64-127:4")
+func TestCollectorsOfTwoBatchersCompose(t *testing.T) {
+	tests := []struct {
+		name   string
+		models [2]string
+		labels [2]prometheus.Labels
+		label  string // the label that tells the two apart
+		values []string
+	}{
+		{"default labels, different models", [2]string{"ranker", "scorer"}, [2]prometheus.Labels{nil, nil}, "model", []string{"ranker", "scorer"}},
+		{"same model, replica label", [2]string{"ranker", "ranker"},
+			[2]prometheus.Labels{{"replica": "a"}, {"replica": "b"}}, "replica", []string{"a", "b"}},
+		{"model label overridden", [2]string{"ranker", "ranker"},
+			[2]prometheus.Labels{{"model": "ranker-a"}, {"model": "ranker-b"}}, "model", []string{"ranker-a", "ranker-b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var cs []prometheus.Collector
+			for i := range 2 {
+				b := newFakeBatcher(t, tc.models[i])
+				_, err := b.Predict(context.Background(), servingtest.Row(1, 4))
+				require.NoError(t, err)
+				cs = append(cs, b.Collector(tc.labels[i]))
+			}
+			mfs := metricstest.Gather(t, cs...)
+			metricstest.RequireConventions(t, mfs, "quiver_serving_")
+			metricstest.RequireInstances(t, mfs, tc.label, tc.values...)
+			for _, mf := range mfs {
+				if mf.GetName() == "quiver_serving_request_seconds" {
+					for _, m := range mf.GetMetric() {
+						require.Equal(t, uint64(1), m.GetHistogram().GetSampleCount())
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCollectorsWithIdenticalLabelsCollide(t *testing.T) {
+	a, b := newFakeBatcher(t, "ranker"), newFakeBatcher(t, "ranker")
+	metricstest.RequireDuplicate(t, a.Collector(nil), b.Collector(nil))
+	c := newFakeBatcher(t, "scorer")
+	metricstest.RequireDuplicate(t, a.Collector(nil), c.Collector(prometheus.Labels{"model": "ranker"}))
 }

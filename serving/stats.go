@@ -1,68 +1,26 @@
 package serving
 
 import (
-	"math"
-	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quiverml/quiver/internal/latency"
 )
 
-// Latency histograms are log-linear: 8 buckets per power of two of the
-// duration in nanoseconds, so a percentile read from them is within 12.5% of
-// the true value, and observing costs a few integer operations and two
-// atomic adds.
-const (
-	histSubBits = 3
-	histBuckets = (63-histSubBits+1)<<histSubBits + 1<<histSubBits
-)
+// latencyHist is the package's handle on the shared latency histogram: the
+// Batcher records with observe, Stats reads percentiles through summary and
+// the collector exports snapshots in seconds.
+type latencyHist struct{ h latency.Histogram }
 
-// latencyHist is a lock-free histogram of durations.
-type latencyHist struct {
-	counts [histBuckets]atomic.Uint64
-	sum    atomic.Int64 // nanoseconds
-}
+func (h *latencyHist) observe(d time.Duration) { h.h.Observe(d) }
 
-func bucketOf(d time.Duration) int {
-	ns := uint64(d)
-	if ns < 1<<histSubBits {
-		return int(ns)
-	}
-	e := bits.Len64(ns) - 1
-	sub := (ns >> (e - histSubBits)) & (1<<histSubBits - 1)
-	return (e-histSubBits+1)<<histSubBits + int(sub)
-}
+func (h *latencyHist) snapshot() latency.Snapshot { return h.h.Snapshot() }
 
-// upperBound returns the largest duration that falls in bucket i.
-func upperBound(i int) time.Duration {
-	if i < 1<<histSubBits {
-		return time.Duration(i)
-	}
-	e := i>>histSubBits + histSubBits - 1
-	sub := uint64(i & (1<<histSubBits - 1))
-	return time.Duration(uint64(1)<<e + (sub+1)<<(e-histSubBits) - 1)
-}
-
-func (h *latencyHist) observe(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
-	h.counts[bucketOf(d)].Add(1)
-	h.sum.Add(int64(d))
-}
-
-func (h *latencyHist) snapshot() ([]uint64, uint64, time.Duration) {
-	c := make([]uint64, len(h.counts))
-	var n uint64
-	for i := range h.counts {
-		c[i] = h.counts[i].Load()
-		n += c[i]
-	}
-	return c, n, time.Duration(h.sum.Load())
-}
-
-// Latency summarises a latency distribution.
+// Latency summarises a latency distribution. Percentiles are read at the
+// upper edge of a log-linear histogram bucket, within 6.25% of the true
+// value.
 type Latency struct {
 	Count uint64
 	Mean  time.Duration
@@ -73,31 +31,8 @@ type Latency struct {
 }
 
 func (h *latencyHist) summary() Latency {
-	c, n, sum := h.snapshot()
-	l := Latency{Count: n}
-	if n == 0 {
-		return l
-	}
-	l.Mean = sum / time.Duration(n)
-	q := func(p float64) time.Duration {
-		rank := uint64(math.Ceil(p * float64(n)))
-		var cum uint64
-		for i, x := range c {
-			cum += x
-			if cum >= rank {
-				return upperBound(i)
-			}
-		}
-		return upperBound(len(c) - 1)
-	}
-	l.P50, l.P95, l.P99 = q(0.50), q(0.95), q(0.99)
-	for i := len(c) - 1; i >= 0; i-- {
-		if c[i] > 0 {
-			l.Max = upperBound(i)
-			break
-		}
-	}
-	return l
+	s := h.snapshot()
+	return Latency{Count: s.Count, Mean: s.Mean(), P50: s.Quantile(0.50), P95: s.Quantile(0.95), P99: s.Quantile(0.99), Max: s.Max()}
 }
 
 // Error kinds counted by Stats.Errors.
@@ -108,9 +43,10 @@ const (
 	ErrKindClosed     = "closed"
 	ErrKindInput      = "input"
 	ErrKindRun        = "run"
+	ErrKindNotReady   = "not_ready"
 )
 
-var errKinds = []string{ErrKindOverloaded, ErrKindCanceled, ErrKindDeadline, ErrKindClosed, ErrKindInput, ErrKindRun}
+var errKinds = []string{ErrKindOverloaded, ErrKindCanceled, ErrKindDeadline, ErrKindClosed, ErrKindInput, ErrKindRun, ErrKindNotReady}
 
 // Stats is a snapshot of a Batcher's counters.
 type Stats struct {

@@ -2,7 +2,8 @@ package serving
 
 import (
 	"fmt"
-	"math"
+
+	"github.com/quiverml/quiver/internal/f16"
 )
 
 // ElementType is a tensor element type, numbered as in ONNX's TensorProto.
@@ -67,78 +68,17 @@ type F16 uint16
 type BF16 uint16
 
 // Float32 converts h to float32 exactly.
-func (h F16) Float32() float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		// subnormal: value = mant * 2^-24
-		f := float32(mant) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-}
+func (h F16) Float32() float32 { return f16.ToFloat32(uint16(h)) }
 
 // F16From converts f to the nearest half-precision value (ties to even),
 // with overflow to Inf and NaN kept NaN.
-func F16From(f float32) F16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return F16(sign | 0x7e00)
-		}
-		return F16(sign | 0x7c00)
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return F16(sign | 0x7c00)
-	}
-	if e <= 0 {
-		if e < -10 {
-			return F16(sign)
-		}
-		m := mant | 0x800000
-		shift := uint32(14 - e)
-		half := uint32(1) << (shift - 1)
-		r := m >> shift
-		rem := m & (1<<shift - 1)
-		if rem > half || (rem == half && r&1 == 1) {
-			r++
-		}
-		return F16(sign | uint16(r))
-	}
-	r := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
-		r++ // may carry into the exponent, which is the correct rounding
-	}
-	return F16(sign | uint16(r))
-}
+func F16From(f float32) F16 { return F16(f16.FromFloat32(f)) }
 
 // Float32 converts b to float32 exactly.
-func (b BF16) Float32() float32 { return math.Float32frombits(uint32(b) << 16) }
+func (b BF16) Float32() float32 { return f16.BF16ToFloat32(uint16(b)) }
 
 // BF16From converts f to the nearest bfloat16 (ties to even), NaN kept NaN.
-func BF16From(f float32) BF16 {
-	u := math.Float32bits(f)
-	if u&0x7fffffff > 0x7f800000 {
-		return BF16(u>>16 | 0x40)
-	}
-	u += 0x7fff + (u>>16)&1
-	return BF16(u >> 16)
-}
+func BF16From(f float32) BF16 { return BF16(f16.BF16FromFloat32(f)) }
 
 // ValueKind says whether a Value is a tensor, a sequence or a map.
 type ValueKind int

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -162,15 +163,15 @@ func TestStatsCollector(t *testing.T) {
 	require.Equal(t, int64(2), st.Inserts)
 	require.Positive(t, st.BytesPerVector)
 
-	c := Collector("quiver_vector", h.Stats)
-	require.Equal(t, 9, testutil.CollectAndCount(c))
+	c := h.Collector(prometheus.Labels{"index": "churn"})
+	require.Equal(t, 10, testutil.CollectAndCount(c))
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP quiver_vector_items Live items in the index.
 # TYPE quiver_vector_items gauge
-quiver_vector_items 1
+quiver_vector_items{index="churn"} 1
 # HELP quiver_vector_tombstones Deleted items not yet compacted.
 # TYPE quiver_vector_tombstones gauge
-quiver_vector_tombstones 1
+quiver_vector_tombstones{index="churn"} 1
 `), "quiver_vector_items", "quiver_vector_tombstones"))
 }
 
@@ -188,5 +189,5 @@ func TestFlatStats(t *testing.T) {
 	require.Equal(t, int64(1), st.Deletes)
 	require.Equal(t, int64(1), st.Searches)
 	require.GreaterOrEqual(t, st.BytesPerVector, 16.0)
-	require.Equal(t, 9, testutil.CollectAndCount(Collector("flat", f.Stats)))
+	require.Equal(t, 10, testutil.CollectAndCount(f.Collector(nil)))
 }

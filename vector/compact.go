@@ -72,7 +72,9 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 	h.deleted.Add(-int64(len(dead)))
 	h.st.compactions.Add(1)
 	h.st.reclaimed.Add(int64(len(dead)))
-	h.opts.Logger.Info("vector: compacted", "reclaimed", len(dead), "live", h.live.Load(), "took", time.Since(start))
+	// Routine upkeep that runs on its own after deletes: Debug, like the
+	// feature store's sweeps, so a default logger stays quiet about it.
+	h.opts.Logger.Debug("vector: compacted", "reclaimed", len(dead), "live", h.live.Load(), "took", time.Since(start))
 	return nil
 }
 

@@ -32,6 +32,19 @@
 // repairs the links around them and hands their slots to new inserts; it
 // runs automatically once tombstones pass Options.CompactRatio.
 //
+// Metrics and logs follow the rules of package quiver. HNSW.Collector and
+// Flat.Collector export the index's Stats, each series labelled with
+// index=Options.Name:
+//
+//   - quiver_vector_items, quiver_vector_tombstones, quiver_vector_slots: gauges
+//   - quiver_vector_memory_bytes: gauge
+//   - quiver_vector_searches_total, quiver_vector_exact_scans_total: counters
+//   - quiver_vector_inserts_total, quiver_vector_deletes_total: counters
+//   - quiver_vector_compactions_total, quiver_vector_reclaimed_slots_total: counters
+//
+// A nil Options.Logger means slog.Default(); messages carry the index's
+// name under "index".
+//
 // Package vector/rag adds chunking, embedders and a document store on top;
 // package vector/coderimport imports graphs saved by github.com/coder/hnsw.
 package vector

@@ -12,6 +12,9 @@ type FlatOptions struct {
 	Dim int
 	// Metric is the distance (default L2, squared Euclidean).
 	Metric Metric
+	// Name identifies the index in its metrics (the "index" label). Empty
+	// by default.
+	Name string
 }
 
 // Flat is an exact index: every search scans all vectors. It is the right
@@ -19,6 +22,7 @@ type FlatOptions struct {
 // measuring HNSW recall. Vectors live in one contiguous slab; deletes move
 // the last vector into the hole.
 type Flat[K Key] struct {
+	name   string
 	dim    int
 	metric Metric
 	dist   func(a, b []float32) float32
@@ -43,7 +47,7 @@ func NewFlat[K Key](opts FlatOptions) (*Flat[K], error) {
 	if !opts.Metric.valid() {
 		return nil, fmt.Errorf("%w: unknown metric %d", ErrOptions, opts.Metric)
 	}
-	return &Flat[K]{dim: opts.Dim, metric: opts.Metric, dist: distFunc(opts.Metric), ids: make(map[K]int)}, nil
+	return &Flat[K]{name: opts.Name, dim: opts.Dim, metric: opts.Metric, dist: distFunc(opts.Metric), ids: make(map[K]int)}, nil
 }
 
 // Add inserts items; none is inserted when any is invalid or its id present.

@@ -47,7 +47,12 @@ type Options struct {
 	// RescoreFactor*k wide and all of it is re-scored on float vectors
 	// (default 4).
 	RescoreFactor int
-	// Logger receives compaction and load messages (default: discard).
+	// Name identifies the index in its metrics (the "index" label) and logs
+	// (the "index" attribute), so that several indexes in one service tell
+	// their series apart. Empty by default.
+	Name string
+	// Logger receives compaction and load messages. Nil means
+	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 }
 
@@ -98,7 +103,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.RescoreFactor = 4
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
+	}
+	if o.Name != "" {
+		o.Logger = o.Logger.With("index", o.Name)
 	}
 	return o, nil
 }

@@ -8,11 +8,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"unsafe"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/quiverml/quiver/internal/atomicfile"
+	"github.com/quiverml/quiver/internal/checkfile"
 )
 
 // File layout (little endian), version 1:
@@ -54,56 +54,26 @@ var littleEndian = func() bool {
 // writeAtomic writes through fn into a temporary file next to path, fsyncs
 // it, renames it over path and fsyncs the directory. The checksum of all
 // bytes is appended.
-func writeAtomic(ctx context.Context, path string, fn func(w *encoder) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+func writeAtomic(ctx context.Context, path string, fn func(w *encoder) error) error {
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		e := &encoder{w: checkfile.NewWriter(w), ctx: ctx}
+		if err := fn(e); err != nil {
+			return err
+		}
+		if e.err != nil {
+			return e.err
+		}
+		return e.w.WriteTrailer()
+	})
 	if err != nil {
 		return fmt.Errorf("vector: save: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	e := &encoder{w: bw, h: xxhash.New(), ctx: ctx}
-	if err = fn(e); err != nil {
-		return err
-	}
-	if e.err != nil {
-		return fmt.Errorf("vector: save: %w", e.err)
-	}
-	sum := e.h.Sum64()
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sum)
-	if _, err = bw.Write(b[:]); err != nil {
-		return fmt.Errorf("vector: save: %w", err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("vector: save: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("vector: save: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("vector: save: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("vector: save: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
 
 // encoder writes little-endian values and hashes them; the first error sticks.
 type encoder struct {
-	w   *bufio.Writer
-	h   *xxhash.Digest
+	w   *checkfile.Writer
 	ctx context.Context
 	err error
 	buf [8]byte
@@ -118,7 +88,6 @@ func (e *encoder) write(p []byte) {
 		e.err = err
 		return
 	}
-	e.h.Write(p)
 	e.n += len(p)
 	if e.n > 1<<24 {
 		e.n = 0
@@ -188,15 +157,15 @@ func encodeMeta(e *encoder, m Metadata) {
 	}
 }
 
-// decoder reads either from a byte slice (b) or from a stream (r) of a
-// known size, hashing what it reads; the first error sticks. A slice
-// returned by take is valid until the next call.
+// decoder reads either from a byte slice (b) whose checksum was verified
+// already, or from a stream (r) of a known size that hashes what is read;
+// the first error sticks. A slice returned by take is valid until the next
+// call.
 type decoder struct {
 	b    []byte
-	r    io.Reader
-	h    *xxhash.Digest
+	r    *checkfile.Reader
 	buf  []byte
-	size int // body bytes (b: len(b))
+	size int // body bytes
 	off  int
 	err  error
 }
@@ -206,7 +175,7 @@ func newSliceDecoder(b []byte) *decoder { return &decoder{b: b, size: len(b)} }
 // newStreamDecoder reads a body of size bytes from r; finish checks the
 // xxhash64 trailer that follows it.
 func newStreamDecoder(r io.Reader, size int) *decoder {
-	return &decoder{r: r, h: xxhash.New(), size: size}
+	return &decoder{r: checkfile.NewReader(r, int64(size)), size: size}
 }
 
 func (d *decoder) remaining() int { return d.size - d.off }
@@ -244,7 +213,6 @@ func (d *decoder) readFull(p []byte) {
 		d.fail("read: %v", err)
 		return
 	}
-	d.h.Write(p)
 	d.off += len(p)
 }
 
@@ -260,12 +228,8 @@ func (d *decoder) finish() error {
 	if d.r == nil {
 		return nil
 	}
-	var t [8]byte
-	if _, err := io.ReadFull(d.r, t[:]); err != nil {
-		return fmt.Errorf("%w: checksum: %v", ErrCorrupt, err)
-	}
-	if got, want := d.h.Sum64(), binary.LittleEndian.Uint64(t[:]); got != want {
-		return fmt.Errorf("%w: checksum %016x, want %016x (truncated or damaged)", ErrCorrupt, got, want)
+	if err := d.r.Verify(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return nil
 }
@@ -371,16 +335,15 @@ func readVerified(path string) ([]byte, error) {
 }
 
 func verify(b []byte) ([]byte, error) {
-	if len(b) < len(fileMagic)+8 {
+	if len(b) < len(fileMagic)+checkfile.TrailerSize {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
 	}
 	if string(b[:4]) != fileMagic {
 		return nil, fmt.Errorf("%w: bad magic %q, want %q", ErrCorrupt, b[:4], fileMagic)
 	}
-	body := b[:len(b)-8]
-	want := binary.LittleEndian.Uint64(b[len(b)-8:])
-	if got := xxhash.Sum64(body); got != want {
-		return nil, fmt.Errorf("%w: checksum %016x, want %016x (truncated or damaged)", ErrCorrupt, got, want)
+	body, err := checkfile.Verify(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return body, nil
 }
@@ -510,12 +473,12 @@ func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], 
 	if err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)
 	}
-	if st.Size() < int64(len(fileMagic)+8) {
+	if st.Size() < int64(len(fileMagic)+checkfile.TrailerSize) {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, st.Size())
 	}
 	// Vectors are read straight into the index's slab and the checksum is
 	// computed on the way; the index is returned only if it matches.
-	d := newStreamDecoder(bufio.NewReaderSize(f, 1<<20), int(st.Size()-8))
+	d := newStreamDecoder(bufio.NewReaderSize(f, 1<<20), int(st.Size()-checkfile.TrailerSize))
 	return decodeHNSWFrom[K](ctx, d, opts)
 }
 

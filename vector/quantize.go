@@ -45,24 +45,6 @@ func encodeInt8(dst []int8, v []float32) float32 {
 	return scale
 }
 
-// dotInt8Go is the portable int8 dot product with int32 accumulators.
-func dotInt8Go(a, b []int8) int32 {
-	n := len(a)
-	b = b[:n]
-	var s0, s1, s2, s3 int32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += int32(a[i]) * int32(b[i])
-		s1 += int32(a[i+1]) * int32(b[i+1])
-		s2 += int32(a[i+2]) * int32(b[i+2])
-		s3 += int32(a[i+3]) * int32(b[i+3])
-	}
-	for ; i < n; i++ {
-		s0 += int32(a[i]) * int32(b[i])
-	}
-	return s0 + s1 + s2 + s3
-}
-
 // qquery is a query prepared for code distances.
 type qquery struct {
 	code  []int8

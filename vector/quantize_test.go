@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/quiverml/quiver/internal/simd"
 	"github.com/quiverml/quiver/quant"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +22,7 @@ func TestDotInt8MatchesReference(t *testing.T) {
 		}
 		want := quant.DotInt8(a, b)
 		require.Equal(t, want, dotInt8(a, b), "n=%d", n)
-		require.Equal(t, want, dotInt8Go(a, b), "n=%d", n)
+		require.Equal(t, want, simd.DotInt8Go(a, b), "n=%d", n)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quiverml/quiver/internal/metrics"
 )
 
 type counters struct {
@@ -68,30 +70,51 @@ func (h *HNSW[K]) Stats() Stats {
 }
 
 // Collector returns a prometheus.Collector exporting the index's Stats
-// under the given metric name prefix (for example "quiver_vector"). The
-// caller registers it.
-func Collector(prefix string, stats func() Stats) prometheus.Collector {
-	return &collector{prefix: prefix, stats: stats,
-		live:     prometheus.NewDesc(prefix+"_items", "Live items in the index.", nil, nil),
-		deleted:  prometheus.NewDesc(prefix+"_tombstones", "Deleted items not yet compacted.", nil, nil),
-		slots:    prometheus.NewDesc(prefix+"_slots", "Allocated slots.", nil, nil),
-		bytes:    prometheus.NewDesc(prefix+"_bytes", "Estimated memory held by the index.", nil, nil),
-		searches: prometheus.NewDesc(prefix+"_searches_total", "Searches served.", nil, nil),
-		exact:    prometheus.NewDesc(prefix+"_exact_scans_total", "Filtered searches answered by an exact scan.", nil, nil),
-		inserts:  prometheus.NewDesc(prefix+"_inserts_total", "Items inserted.", nil, nil),
-		deletes:  prometheus.NewDesc(prefix+"_deletes_total", "Items deleted.", nil, nil),
-		compacts: prometheus.NewDesc(prefix+"_compactions_total", "Compactions run.", nil, nil),
+// under the quiver_vector_ prefix. The caller registers it where it wants;
+// the package registers nothing.
+//
+// Every series carries constLabels as constant labels, added to the
+// default {"index": Options.Name}; a key of constLabels overrides the
+// default. Indexes whose labels differ register side by side in one
+// registry; two with identical labels are refused by the registry as a
+// duplicate. Every collector registered in one registry must use the same
+// label names.
+func (h *HNSW[K]) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	return newCollector(h.opts.Name, constLabels, h.Stats)
+}
+
+// Collector returns a prometheus.Collector exporting the index's Stats,
+// as HNSW.Collector does, with the default label {"index": FlatOptions.Name}.
+func (f *Flat[K]) Collector(constLabels prometheus.Labels) prometheus.Collector {
+	return newCollector(f.name, constLabels, f.Stats)
+}
+
+func newCollector(name string, constLabels prometheus.Labels, stats func() Stats) prometheus.Collector {
+	l := metrics.ConstLabels(prometheus.Labels{"index": name}, constLabels)
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("quiver_vector_"+name, help, nil, l)
+	}
+	return &collector{stats: stats,
+		live:      d("items", "Live items in the index."),
+		deleted:   d("tombstones", "Deleted items not yet compacted."),
+		slots:     d("slots", "Allocated slots."),
+		bytes:     d("memory_bytes", "Estimated memory held by the index."),
+		searches:  d("searches_total", "Searches served."),
+		exact:     d("exact_scans_total", "Filtered searches answered by an exact scan."),
+		inserts:   d("inserts_total", "Items inserted."),
+		deletes:   d("deletes_total", "Items deleted."),
+		compacts:  d("compactions_total", "Compactions run."),
+		reclaimed: d("reclaimed_slots_total", "Slots freed by compaction."),
 	}
 }
 
 type collector struct {
-	prefix                                                                   string
-	stats                                                                    func() Stats
-	live, deleted, slots, bytes, searches, exact, inserts, deletes, compacts *prometheus.Desc
+	stats                                                                               func() Stats
+	live, deleted, slots, bytes, searches, exact, inserts, deletes, compacts, reclaimed *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.live, c.deleted, c.slots, c.bytes, c.searches, c.exact, c.inserts, c.deletes, c.compacts} {
+	for _, d := range []*prometheus.Desc{c.live, c.deleted, c.slots, c.bytes, c.searches, c.exact, c.inserts, c.deletes, c.compacts, c.reclaimed} {
 		ch <- d
 	}
 }
@@ -109,4 +132,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.inserts, ct, float64(s.Inserts))
 	ch <- prometheus.MustNewConstMetric(c.deletes, ct, float64(s.Deletes))
 	ch <- prometheus.MustNewConstMetric(c.compacts, ct, float64(s.Compactions))
+	ch <- prometheus.MustNewConstMetric(c.reclaimed, ct, float64(s.Reclaimed))
 }

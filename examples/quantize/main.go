@@ -26,11 +26,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
-	quiverort "github.com/quiverml/quiver/internal/ort"
 	"github.com/quiverml/quiver/quant"
-	ort "github.com/yalue/onnxruntime_go"
-	"google.golang.org/protobuf/proto"
+	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 func main() {
@@ -96,140 +94,104 @@ func printReport(w io.Writer, src, dst string, rep *quant.ModelReport) {
 	}
 }
 
-type ioSpec struct {
-	name  string
-	elem  onnx.TensorProto_DataType
-	shape []int64
-}
-
-// graphIO lists the graph inputs that are not initializers, and the outputs.
-func graphIO(path string, batch int64) (ins, outs []ioSpec, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	m := &onnx.ModelProto{}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return nil, nil, err
-	}
-	g := m.GetGraph()
-	inits := map[string]bool{}
-	for _, t := range g.GetInitializer() {
-		inits[t.GetName()] = true
-	}
-	spec := func(v *onnx.ValueInfoProto) ioSpec {
-		tt := v.GetType().GetTensorType()
-		s := ioSpec{name: v.GetName(), elem: onnx.TensorProto_DataType(tt.GetElemType())}
-		for i, d := range tt.GetShape().GetDim() {
-			n := d.GetDimValue()
-			if n <= 0 {
-				n = 1
-				if i == 0 {
-					n = batch
-				}
-			}
-			s.shape = append(s.shape, n)
-		}
-		return s
-	}
-	for _, v := range g.GetInput() {
-		if !inits[v.GetName()] {
-			ins = append(ins, spec(v))
-		}
-	}
-	for _, v := range g.GetOutput() {
-		outs = append(outs, spec(v))
-	}
-	return ins, outs, nil
-}
-
+// compareOutputs runs the models at src and dst on the same random inputs
+// and prints how far dst's outputs are from src's.
 func compareOutputs(w io.Writer, src, dst string, samples int, seed uint64) error {
-	if err := quiverort.Init(""); err != nil {
-		return err
-	}
-	ins, outs, err := graphIO(src, int64(samples))
+	ctx := context.Background()
+	want, err := onnx.Load(ctx, src, onnx.Options{})
 	if err != nil {
 		return err
 	}
-	r := rand.New(rand.NewPCG(seed, 0))
-	var inNames []string
-	var inVals []ort.Value
-	for _, in := range ins {
-		n := int64(1)
-		for _, d := range in.shape {
-			n *= d
-		}
-		var t ort.Value
-		switch in.elem {
-		case onnx.TensorProto_FLOAT:
-			data := make([]float32, n)
-			for i := range data {
-				data[i] = float32(r.NormFloat64())
-			}
-			t, err = ort.NewTensor(ort.NewShape(in.shape...), data)
-		case onnx.TensorProto_INT64:
-			// Zeros are valid for ids, indices and lengths alike.
-			t, err = ort.NewTensor(ort.NewShape(in.shape...), make([]int64, n))
-		default:
-			return fmt.Errorf("input %q is %v; only float32 (random) and int64 (zero) inputs are generated", in.name, in.elem)
-		}
-		if err != nil {
-			return err
-		}
-		defer t.Destroy()
-		inNames = append(inNames, in.name)
-		inVals = append(inVals, t)
+	defer want.Close()
+	got, err := onnx.Load(ctx, dst, onnx.Options{})
+	if err != nil {
+		return err
 	}
-	var outNames []string
-	for _, o := range outs {
-		outNames = append(outNames, o.name)
+	defer got.Close()
+	inputs, err := randomInputs(want.Info().Inputs, int64(samples), seed)
+	if err != nil {
+		return err
 	}
-	run := func(path string) ([]ort.Value, error) {
-		sess, err := ort.NewDynamicAdvancedSession(path, inNames, outNames, nil)
-		if err != nil {
-			return nil, err
-		}
-		defer sess.Destroy()
-		vals := make([]ort.Value, len(outNames))
-		return vals, sess.Run(inVals, vals)
-	}
-	want, err := run(src)
+	wantOut, err := want.Predict(ctx, inputs)
 	if err != nil {
 		return fmt.Errorf("running %s: %w", src, err)
 	}
-	got, err := run(dst)
+	gotOut, err := got.Predict(ctx, inputs)
 	if err != nil {
 		return fmt.Errorf("running %s: %w", dst, err)
 	}
 	fmt.Fprintf(w, "outputs on %d random rows (seed %d):\n", samples, seed)
-	for i, name := range outNames {
-		defer want[i].Destroy()
-		defer got[i].Destroy()
-		switch wt := want[i].(type) {
-		case *ort.Tensor[float32]:
-			g := got[i].(*ort.Tensor[float32])
-			er, err := quant.Compare(wt.GetData(), g.GetData())
+	for _, o := range want.Info().Outputs {
+		name := o.Name
+		wt, gt := wantOut[name].Tensor, gotOut[name].Tensor
+		switch a := wt.Data.(type) {
+		case []float32:
+			b, ok := gt.Data.([]float32)
+			if !ok {
+				return fmt.Errorf("output %q: %s gives %v, %s gives %v", name, src, wt.ElementType(), dst, gt.ElementType())
+			}
+			er, err := quant.Compare(a, b)
 			if err != nil {
 				return fmt.Errorf("output %q: %w", name, err)
 			}
 			fmt.Fprintf(w, "  %-12s %v\n", name, er)
-			if s := wt.GetShape(); len(s) == 2 && s[1] > 1 {
-				fmt.Fprintf(w, "  %-12s top-1 agreement %.2f%%\n", "", 100*top1(wt.GetData(), g.GetData(), int(s[1])))
+			if s := wt.Shape; len(s) == 2 && s[1] > 1 {
+				fmt.Fprintf(w, "  %-12s top-1 agreement %.2f%%\n", "", 100*top1(a, b, int(s[1])))
 			}
-		case *ort.Tensor[int64]:
-			a, b := wt.GetData(), got[i].(*ort.Tensor[int64]).GetData()
+		case []int64:
+			b, ok := gt.Data.([]int64)
+			if !ok {
+				return fmt.Errorf("output %q: %s gives %v, %s gives %v", name, src, wt.ElementType(), dst, gt.ElementType())
+			}
 			same := 0
-			for j := range a {
+			for j := range min(len(a), len(b)) {
 				if a[j] == b[j] {
 					same++
 				}
 			}
 			fmt.Fprintf(w, "  %-12s %d/%d equal (%.2f%%)\n", name, same, len(a), 100*float64(same)/float64(max(len(a), 1)))
 		default:
-			fmt.Fprintf(w, "  %-12s %T not compared\n", name, wt)
+			fmt.Fprintf(w, "  %-12s %v not compared\n", name, o)
 		}
 	}
 	return nil
+}
+
+// randomInputs fills float32 inputs with standard normal values and int64
+// inputs with zeros; a dynamic first axis becomes batch, other dynamic axes 1.
+func randomInputs(ins []serving.IOInfo, batch int64, seed uint64) (map[string]serving.Tensor, error) {
+	r := rand.New(rand.NewPCG(seed, 0))
+	inputs := make(map[string]serving.Tensor, len(ins))
+	for _, in := range ins {
+		shape := make([]int64, len(in.Shape))
+		n := int64(1)
+		for i, d := range in.Shape {
+			if d < 0 {
+				d = 1
+				if i == 0 {
+					d = batch
+				}
+			}
+			shape[i] = d
+			n *= d
+		}
+		switch {
+		case in.Kind != serving.KindTensor:
+			return nil, fmt.Errorf("input %q is a %v; only tensor inputs are generated", in.Name, in.Kind)
+		case in.ElementType == serving.Float32:
+			data := make([]float32, n)
+			for i := range data {
+				data[i] = float32(r.NormFloat64())
+			}
+			inputs[in.Name] = serving.NewTensor(shape, data)
+		case in.ElementType == serving.Int64:
+			// Zeros are valid for ids, indices and lengths alike.
+			inputs[in.Name] = serving.NewTensor(shape, make([]int64, n))
+		default:
+			return nil, fmt.Errorf("input %q is %v; only float32 (random) and int64 (zero) inputs are generated", in.Name, in.ElementType)
+		}
+	}
+	return inputs, nil
 }
 
 // top1 returns the share of rows whose argmax agrees.

@@ -1,29 +1,27 @@
 // Command registry publishes a model, serves it under the production alias
-// while a client sends requests, publishes a retrained version, watches
-// the hot swap, and rolls back, without a single failed request.
+// while a client sends requests, publishes a smaller version of it (int8
+// weights, made with quant.QuantizeModel), watches the hot swap, and rolls
+// back, without a single failed request.
 //
 //	go run ./examples/registry
 package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/quiverml/quiver/quant"
 	"github.com/quiverml/quiver/registry"
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 )
 
 func main() {
@@ -81,7 +79,7 @@ func run(modelPath, root string, verbose bool) error {
 		v1.Number, v1.Entry, v1.Files[0].XXHash64, v1.Number)
 
 	// 2. Serve it.
-	srv, err := registry.NewServer(store, registry.ONNXLoader(serving.Options{WarmUp: true}), registry.ServerOptions{
+	srv, err := registry.NewServer(store, registry.FileLoader("onnx", onnx.Opener(onnx.Options{WarmUp: true})), registry.ServerOptions{
 		PollInterval: 50 * time.Millisecond, Logger: logger,
 		Aliases: []string{"production"}, Policy: registry.Policy{Latest: -1}, // serve production only
 	})
@@ -141,11 +139,13 @@ func run(modelPath, root string, verbose bool) error {
 	}
 	time.Sleep(200 * time.Millisecond)
 
-	// 3. Publish a retrained version 2 and move production to it.
-	v2Bytes, err := retrain(v1Bytes)
+	// 3. Publish version 2, the same model with int8 weights, and move
+	// production to it.
+	v2Bytes, rep, err := quant.QuantizeModel(ctx, v1Bytes, quant.ModelOptions{})
 	if err != nil {
 		return err
 	}
+	fmt.Printf("quantized the weights to int8: %d -> %d bytes, %d weights\n", rep.BytesBefore, rep.BytesAfter, len(rep.Weights))
 	v2, err := store.Publish(ctx, "ranker", []registry.File{{Name: "model.onnx", Data: v2Bytes}}, registry.Meta{
 		Signature: sig, Metrics: map[string]float64{"auc": 0.84},
 		Lineage: registry.Lineage{DataVersion: "clicks-2026-11-20", CodeVersion: "a1b2c3d", Parent: v1.Number},
@@ -223,37 +223,4 @@ func waitSwap(srv *registry.Server, n int64) (loads int, err error) {
 			return loads, fmt.Errorf("production did not swap to v%d", n)
 		}
 	}
-}
-
-// retrain stands in for a training job: it shifts the output bias of the
-// model, so version 2 answers differently with the same signature.
-func retrain(model []byte) ([]byte, error) {
-	var m onnx.ModelProto
-	if err := proto.Unmarshal(model, &m); err != nil {
-		return nil, err
-	}
-	g := m.GetGraph()
-	out := g.GetOutput()[0].GetName()
-	var bias string
-	for _, n := range g.GetNode() {
-		if len(n.GetOutput()) > 0 && n.GetOutput()[0] == out && len(n.GetInput()) == 3 {
-			bias = n.GetInput()[2]
-		}
-	}
-	for _, t := range g.GetInitializer() {
-		if t.GetName() != bias {
-			continue
-		}
-		if len(t.RawData) > 0 {
-			for i := 0; i+4 <= len(t.RawData); i += 4 {
-				f := math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[i:]))
-				binary.LittleEndian.PutUint32(t.RawData[i:], math.Float32bits(f+0.5))
-			}
-		}
-		for i := range t.FloatData {
-			t.FloatData[i] += 0.5
-		}
-		return proto.Marshal(&m)
-	}
-	return nil, errors.New("retrain: no output bias found in the model")
 }

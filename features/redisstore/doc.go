@@ -21,4 +21,9 @@
 //
 //	src := redisstore.NewStreamSource(rdb, redisstore.StreamOptions{Stream: "user-events", Group: "feature-store", Consumer: host})
 //	stats, err := src.Run(ctx, tier, view)
+//
+// Logs follow the rules of package quiver: a nil Options.Logger or
+// StreamOptions.Logger means slog.Default(). A Redis read that fails, after
+// which a read serves only what the local store holds, is logged at warn
+// level; stream ingestion that stops on an error at error level.
 package redisstore

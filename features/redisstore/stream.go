@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"strconv"
@@ -44,7 +43,8 @@ type StreamOptions struct {
 	// Block is how long one read waits for entries; the context is checked
 	// between reads. Zero means 200ms.
 	Block time.Duration
-	// Logger receives rejected entries. Nil discards them.
+	// Logger receives rejected entries and the error that ends Run. Nil
+	// means slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 }
 
@@ -76,7 +76,7 @@ func NewStreamSource(rdb redis.UniversalClient, opts StreamOptions) *StreamSourc
 	}
 	s := &StreamSource{rdb: rdb, opts: opts, log: opts.Logger}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.Default()
 	}
 	return s
 }
@@ -212,6 +212,16 @@ func (s *StreamSource) ensureGroup(ctx context.Context) error {
 // acknowledged. A failing write ends Run with its error and leaves the
 // batch pending for the next Run. Run returns ctx's error when ctx ends.
 func (s *StreamSource) Run(ctx context.Context, w features.Writer, v features.View) (StreamStats, error) {
+	st, err := s.run(ctx, w, v)
+	if err != nil && ctx.Err() == nil {
+		// Run usually runs on a goroutine of its own, where a returned
+		// error is easily dropped; ingestion stopping must not be silent.
+		s.log.Error("redisstore: stream ingestion stopped", "stream", s.opts.Stream, "view", v.Name, "error", err)
+	}
+	return st, err
+}
+
+func (s *StreamSource) run(ctx context.Context, w features.Writer, v features.View) (StreamStats, error) {
 	var st StreamStats
 	if s.opts.Stream == "" || s.opts.Group == "" || s.opts.Consumer == "" {
 		return st, fmt.Errorf("%w: StreamOptions needs Stream, Group and Consumer", ErrMessage)
@@ -266,7 +276,7 @@ func (s *StreamSource) handle(ctx context.Context, w features.Writer, v features
 		r, err := ParseMessage(v, m.Values)
 		if err != nil {
 			st.Rejected++
-			s.log.Warn("redisstore: rejected stream entry", "stream", s.opts.Stream, "id", m.ID, "err", err)
+			s.log.Warn("redisstore: rejected stream entry", "stream", s.opts.Stream, "id", m.ID, "view", v.Name, "error", err)
 			continue
 		}
 		rows = append(rows, r)
@@ -278,7 +288,7 @@ func (s *StreamSource) handle(ctx context.Context, w features.Writer, v features
 			return fmt.Errorf("redisstore: stream %q: write: %w", s.opts.Stream, err)
 		}
 		if rejected > 0 {
-			s.log.Warn("redisstore: rejected stream rows", "stream", s.opts.Stream, "rows", rejected, "err", err)
+			s.log.Warn("redisstore: rejected stream rows", "stream", s.opts.Stream, "view", v.Name, "rows", rejected, "error", err)
 		}
 		st.Rejected += uint64(rejected)
 		st.Stored += uint64(len(rows) - rejected)

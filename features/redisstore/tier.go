@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -22,7 +21,9 @@ type Options struct {
 	// are Prefix:view:vVersion:entity, so a new view version never reads
 	// rows written under the old layout.
 	Prefix string
-	// Logger receives read-through decode failures. Nil discards them.
+	// Logger receives Redis read failures (the tier then serves what the
+	// local store holds) and undecodable values. Nil means slog.Default();
+	// pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 }
 
@@ -59,7 +60,10 @@ func New(local *features.Memory, rdb redis.UniversalClient, opts Options) *Tier 
 		t.prefix = "quiver:features"
 	}
 	if t.log == nil {
-		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		t.log = slog.Default()
+	}
+	if name := local.Name(); name != "" {
+		t.log = t.log.With("store", name)
 	}
 	return t
 }
@@ -180,7 +184,7 @@ func (t *Tier) fetch(ctx context.Context, v features.View, entities []string) (i
 		}
 		r, err := t.local.UnmarshalRow(v.Name, entities[i], []byte(s[16:]))
 		if err != nil {
-			t.log.Warn("redisstore: undecodable value", "view", v.Name, "entity", entities[i], "err", err)
+			t.log.Warn("redisstore: undecodable value", "view", v.Name, "entity", entities[i], "error", err)
 			continue
 		}
 		rows = append(rows, r)
@@ -222,8 +226,15 @@ func (t *Tier) GetMany(ctx context.Context, sel *features.Selection, entities []
 		ents[j] = entities[i]
 	}
 	n, err := t.fetch(ctx, v, ents)
-	if err != nil || n == 0 {
+	if err != nil {
+		// dst already holds what the local store could serve (defaults for
+		// the misses); a caller that serves it despite the error degrades
+		// silently unless the failure is logged here.
+		t.log.Warn("redisstore: redis read failed; serving local rows", "view", v.Name, "entities", len(ents), "error", err)
 		return err
+	}
+	if n == 0 {
+		return nil
 	}
 	sub := make([]float32, len(miss)*w)
 	subSt := make([]features.Status, len(miss)*k)
@@ -250,6 +261,7 @@ func (t *Tier) GetRow(ctx context.Context, view, entity string) (features.Result
 	}
 	n, ferr := t.fetch(ctx, v, []string{entity})
 	if ferr != nil {
+		t.log.Warn("redisstore: redis read failed; serving local rows", "view", v.Name, "entities", 1, "error", ferr)
 		return res, errors.Join(err, ferr)
 	}
 	if n == 0 {

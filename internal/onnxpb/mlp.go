@@ -1,5 +1,6 @@
-// Package onnxpb builds small ONNX models in Go with the ONNX protobuf
-// types, for examples and tests that should not depend on files on disk.
+// Package onnxpb holds the ONNX protobuf types, generated from ONNX 1.12's
+// onnx.proto (see generate.go), and builds small ONNX models with them for
+// examples and tests that should not depend on files on disk.
 package onnxpb
 
 import (
@@ -8,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -38,7 +38,7 @@ func MLP(spec MLPSpec) ([]byte, error) {
 		spec.Name = "mlp"
 	}
 	rng := rand.New(rand.NewPCG(spec.Seed, spec.Seed^0x9e3779b97f4a7c15))
-	g := &onnx.GraphProto{Name: spec.Name}
+	g := &GraphProto{Name: proto.String(spec.Name)}
 	prev := "x"
 	for i := 0; i+1 < len(spec.Sizes); i++ {
 		in, out := spec.Sizes[i], spec.Sizes[i+1]
@@ -58,61 +58,61 @@ func MLP(spec MLPSpec) ([]byte, error) {
 		if last {
 			gemmOut = "y"
 		}
-		g.Node = append(g.Node, &onnx.NodeProto{OpType: "Gemm", Input: []string{prev, wn, bn}, Output: []string{gemmOut}})
+		g.Node = append(g.Node, &NodeProto{OpType: proto.String("Gemm"), Input: []string{prev, wn, bn}, Output: []string{gemmOut}})
 		if !last {
 			h := fmt.Sprintf("h%d", i)
-			g.Node = append(g.Node, &onnx.NodeProto{OpType: "Relu", Input: []string{gemmOut}, Output: []string{h}})
+			g.Node = append(g.Node, &NodeProto{OpType: proto.String("Relu"), Input: []string{gemmOut}, Output: []string{h}})
 			prev = h
 		}
 	}
-	g.Input = []*onnx.ValueInfoProto{TensorInfo("x", onnx.TensorProto_FLOAT, "batch", int64(spec.Sizes[0]))}
-	g.Output = []*onnx.ValueInfoProto{TensorInfo("y", onnx.TensorProto_FLOAT, "batch", int64(spec.Sizes[len(spec.Sizes)-1]))}
+	g.Input = []*ValueInfoProto{TensorInfo("x", TensorProto_FLOAT, "batch", int64(spec.Sizes[0]))}
+	g.Output = []*ValueInfoProto{TensorInfo("y", TensorProto_FLOAT, "batch", int64(spec.Sizes[len(spec.Sizes)-1]))}
 	m := Model(g, spec.Version, spec.Metadata)
 	return proto.Marshal(m)
 }
 
 // Model wraps a graph in a ModelProto at IR version 8, opset 17.
-func Model(g *onnx.GraphProto, version int64, metadata map[string]string) *onnx.ModelProto {
-	m := &onnx.ModelProto{
-		IrVersion:       8,
-		ProducerName:    "quiver",
-		ProducerVersion: "1",
-		ModelVersion:    version,
+func Model(g *GraphProto, version int64, metadata map[string]string) *ModelProto {
+	m := &ModelProto{
+		IrVersion:       proto.Int64(8),
+		ProducerName:    proto.String("quiver"),
+		ProducerVersion: proto.String("1"),
+		ModelVersion:    proto.Int64(version),
 		Graph:           g,
-		OpsetImport:     []*onnx.OperatorSetIdProto{{Domain: "", Version: 17}},
+		OpsetImport:     []*OperatorSetIdProto{{Version: proto.Int64(17)}},
 	}
 	for _, k := range sortedKeys(metadata) {
-		m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntryProto{Key: k, Value: metadata[k]})
+		m.MetadataProps = append(m.MetadataProps, &StringStringEntryProto{Key: proto.String(k), Value: proto.String(metadata[k])})
 	}
 	return m
 }
 
 // Float32Tensor returns an initializer holding vals as raw little-endian data.
-func Float32Tensor(name string, dims []int64, vals []float32) *onnx.TensorProto {
+func Float32Tensor(name string, dims []int64, vals []float32) *TensorProto {
 	raw := make([]byte, 4*len(vals))
 	for i, v := range vals {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
-	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
+	return &TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(TensorProto_FLOAT)), RawData: raw}
 }
 
 // TensorInfo describes a tensor input or output; a string dim is symbolic,
 // an int64 dim is fixed.
-func TensorInfo(name string, elem onnx.TensorProto_DataType, dims ...any) *onnx.ValueInfoProto {
-	shape := &onnx.TensorShapeProto{}
+func TensorInfo(name string, elem TensorProto_DataType, dims ...any) *ValueInfoProto {
+	shape := &TensorShapeProto{}
 	for _, d := range dims {
 		switch d := d.(type) {
 		case string:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: d}})
+			shape.Dim = append(shape.Dim, &TensorShapeProto_Dimension{Value: &TensorShapeProto_Dimension_DimParam{DimParam: d}})
 		case int64:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+			shape.Dim = append(shape.Dim, &TensorShapeProto_Dimension{Value: &TensorShapeProto_Dimension_DimValue{DimValue: d}})
 		case int:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
+			shape.Dim = append(shape.Dim, &TensorShapeProto_Dimension{Value: &TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
 		}
 	}
-	return &onnx.ValueInfoProto{
-		Name: name,
-		Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{ElemType: int32(elem), Shape: shape}}},
+	return &ValueInfoProto{
+		Name: proto.String(name),
+		Type: &TypeProto{Value: &TypeProto_TensorType{TensorType: &TypeProto_Tensor{ElemType: proto.Int32(int32(elem)), Shape: shape}}},
 	}
 }
 

@@ -1,26 +1,28 @@
-package onnxpb
+package onnxpb_test
 
 import (
 	"bytes"
 	"context"
 	"testing"
 
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/onnx"
 	"github.com/stretchr/testify/require"
 )
 
 func TestMLPIsDeterministicAndRuns(t *testing.T) {
-	spec := MLPSpec{Sizes: []int{8, 16, 3}, Seed: 42, Metadata: map[string]string{"b": "2", "a": "1"}, Version: 7}
-	a, err := MLP(spec)
+	spec := onnxpb.MLPSpec{Sizes: []int{8, 16, 3}, Seed: 42, Metadata: map[string]string{"b": "2", "a": "1"}, Version: 7}
+	a, err := onnxpb.MLP(spec)
 	require.NoError(t, err)
-	b, err := MLP(spec)
+	b, err := onnxpb.MLP(spec)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(a, b), "same spec, same bytes")
-	other, err := MLP(MLPSpec{Sizes: []int{8, 16, 3}, Seed: 43})
+	other, err := onnxpb.MLP(onnxpb.MLPSpec{Sizes: []int{8, 16, 3}, Seed: 43})
 	require.NoError(t, err)
 	require.False(t, bytes.Equal(a, other), "another seed, other weights")
 
-	m, err := serving.LoadBytes(a, serving.Options{})
+	m, err := onnx.LoadBytes(context.Background(), a, onnx.Options{})
 	require.NoError(t, err)
 	defer m.Close()
 	info := m.Info()
@@ -35,8 +37,8 @@ func TestMLPIsDeterministicAndRuns(t *testing.T) {
 }
 
 func TestMLPRejectsBadSpecs(t *testing.T) {
-	_, err := MLP(MLPSpec{Sizes: []int{4}})
+	_, err := onnxpb.MLP(onnxpb.MLPSpec{Sizes: []int{4}})
 	require.ErrorContains(t, err, "at least 2 sizes")
-	_, err = MLP(MLPSpec{Sizes: []int{4, 0}})
+	_, err = onnxpb.MLP(onnxpb.MLPSpec{Sizes: []int{4, 0}})
 	require.ErrorContains(t, err, "positive")
 }

@@ -128,7 +128,7 @@ dotdone:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// func prefetchLines(p *float32, lines int)
+// func prefetchLines(p unsafe.Pointer, lines int)
 TEXT ·prefetchLines(SB), NOSPLIT, $0-16
 	MOVQ p+0(FP), AX
 	MOVQ lines+8(FP), CX
