@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/quiverml/quiver/internal/atomicfile"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -450,22 +450,7 @@ func QuantizeModelFile(ctx context.Context, src, dst string, opts ModelOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
-	if err != nil {
-		return nil, fmt.Errorf("quant: writing model: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err = f.Write(out); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(dst, out, 0o644); err != nil {
 		return nil, fmt.Errorf("quant: writing model: %w", err)
 	}
 	return rep, nil

@@ -71,7 +71,7 @@ func (s *Store) Tag(ctx context.Context, model string, number int64, key, value 
 	if err != nil {
 		return fmt.Errorf("registry: tag %s/%d: %w", model, number, err)
 	}
-	s.log.Info("tagged", "model", model, "version", number, "key", key, "value", value)
+	s.log.Info("registry: tagged", "model", model, "version", number, "key", key, "value", value)
 	return s.audit(ctx, AuditEvent{Action: ActionTag, Model: model, Version: number, Key: key, Old: old, New: value})
 }
 
@@ -145,7 +145,7 @@ func (s *Store) setArchived(ctx context.Context, model string, number int64, arc
 	if !changed {
 		return nil
 	}
-	s.log.Info(string(action), "model", model, "version", number)
+	s.log.Info("registry: "+string(action), "model", model, "version", number)
 	return s.audit(ctx, AuditEvent{Action: action, Model: model, Version: number,
 		Old: strconv.FormatBool(!archived), New: strconv.FormatBool(archived)})
 }
@@ -206,14 +206,14 @@ func (s *Store) Delete(ctx context.Context, model string, number int64) error {
 		return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
 	}
 	if err := os.RemoveAll(trash); err != nil {
-		s.log.Warn("leftover of a deleted version", "path", trash, "err", err)
+		s.log.Warn("registry: leftover of a deleted version", "path", trash, "error", err)
 	}
 	if pruned {
 		if err := s.writeAliases(modelDir, model, aliases); err != nil {
 			return fmt.Errorf("registry: delete %s/%d: %w", model, number, err)
 		}
 	}
-	s.log.Info("deleted", "model", model, "version", number)
+	s.log.Info("registry: deleted", "model", model, "version", number)
 	return s.audit(ctx, AuditEvent{Action: ActionDelete, Model: model, Version: number, Old: strconv.FormatInt(number, 10)})
 }
 
@@ -262,7 +262,7 @@ func (s *Store) checkMove(ctx context.Context, model, alias string, cur int64, n
 		return nil
 	}
 	if opts.Force {
-		s.log.Warn("alias forced to an incompatible version", "model", model, "alias", alias, "from", cur, "to", next.Number, "error", err)
+		s.log.Warn("registry: alias forced to an incompatible version", "model", model, "alias", alias, "from", cur, "version", next.Number, "error", err)
 		return nil
 	}
 	return fmt.Errorf("version %d -> %d: %w; MoveOptions{Force: true} moves it anyway", cur, next.Number, err)
@@ -324,7 +324,7 @@ func (s *Store) SetAlias(ctx context.Context, model, alias string, number int64,
 	if err := s.writeAliases(modelDir, model, aliases); err != nil {
 		return fmt.Errorf("registry: set alias %s/%s: %w", model, alias, err)
 	}
-	s.log.Info("alias moved", "model", model, "alias", alias, "from", old, "to", number)
+	s.log.Info("registry: alias moved", "model", model, "alias", alias, "from", old, "version", number)
 	return s.audit(ctx, AuditEvent{Action: ActionSetAlias, Model: model, Alias: alias, Version: number,
 		Old: versionString(old), New: versionString(number)})
 }
@@ -393,7 +393,7 @@ func (s *Store) Rollback(ctx context.Context, model, alias string, opts ...MoveO
 	if err := s.writeAliases(modelDir, model, aliases); err != nil {
 		return 0, fmt.Errorf("registry: rollback %s/%s: %w", model, alias, err)
 	}
-	s.log.Info("alias rolled back", "model", model, "alias", alias, "from", old, "to", to)
+	s.log.Info("registry: alias rolled back", "model", model, "alias", alias, "from", old, "version", to)
 	return to, s.audit(ctx, AuditEvent{Action: ActionRollback, Model: model, Alias: alias, Version: to,
 		Old: versionString(old), New: versionString(to)})
 }
@@ -429,6 +429,6 @@ func (s *Store) DeleteAlias(ctx context.Context, model, alias string) error {
 	if err := s.writeAliases(modelDir, model, aliases); err != nil {
 		return fmt.Errorf("registry: delete alias %s/%s: %w", model, alias, err)
 	}
-	s.log.Info("alias deleted", "model", model, "alias", alias, "was", old)
+	s.log.Info("registry: alias deleted", "model", model, "alias", alias, "was", old)
 	return s.audit(ctx, AuditEvent{Action: ActionDeleteAlias, Model: model, Alias: alias, Old: versionString(old)})
 }

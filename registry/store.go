@@ -63,7 +63,7 @@ func (s Snapshot) Latest() (Version, bool) {
 
 // Options configures a Store. The zero value is ready to use.
 type Options struct {
-	// Logger receives one line per change; nil discards.
+	// Logger receives one line per change. Default: slog.Default().
 	Logger *slog.Logger
 	// Actor is recorded in the audit log for changes whose context carries
 	// no actor (see WithActor). Empty means "unknown".
@@ -113,9 +113,9 @@ func Open(root string, opts Options) (*Store, error) {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
-	return &Store{root: root, opts: opts, log: log.With("component", "registry", "root", root)}, nil
+	return &Store{root: root, opts: opts, log: log.With("root", root)}, nil
 }
 
 // Root returns the registry's root directory.
@@ -292,7 +292,7 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 	if err := atomicfile.SyncDir(modelDir); err != nil {
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
-	s.log.Info("published", "model", model, "version", v.Number, "files", len(v.Files))
+	s.log.Info("registry: published", "model", model, "version", v.Number, "files", len(v.Files))
 	return v, s.audit(ctx, AuditEvent{Action: ActionPublish, Model: model, Version: v.Number, New: strconv.FormatInt(v.Number, 10)})
 }
 
@@ -360,7 +360,7 @@ func (s *Store) removeStale(modelDir string) {
 	}
 	for _, e := range entries {
 		if n := e.Name(); len(n) > 1 && n[0] == '.' {
-			s.log.Warn("removing leftover from an interrupted write", "path", filepath.Join(modelDir, n))
+			s.log.Warn("registry: removing leftover from an interrupted write", "path", filepath.Join(modelDir, n))
 			_ = os.RemoveAll(filepath.Join(modelDir, n))
 		}
 	}
@@ -546,7 +546,7 @@ func (s *Store) audit(ctx context.Context, e AuditEvent) error {
 	e.Time = s.opts.Now().UTC()
 	e.Actor = actorFrom(ctx, s.opts.Actor)
 	if err := appendAudit(filepath.Join(s.root, AuditFile), e); err != nil {
-		s.log.Error("audit log append failed", "action", e.Action, "model", e.Model, "err", err)
+		s.log.Error("registry: audit log append failed", "action", e.Action, "model", e.Model, "error", err)
 		return fmt.Errorf("registry: %s %s: the change is made but the audit log append failed: %w", e.Action, e.Model, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"time"
 	"unsafe"
 
 	"github.com/quiverml/quiver/internal/atomicfile"
@@ -422,7 +423,8 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return writeAtomic(ctx, path, func(e *encoder) error {
+	start := time.Now()
+	err := writeAtomic(ctx, path, func(e *encoder) error {
 		header{kindHNSW, keyTypeOf[K](), uint8(h.opts.Metric), uint32(h.dim), uint32(h.m),
 			uint32(h.opts.EfConstruction), uint32(h.opts.EfSearch), h.opts.Seed}.write(e)
 		n := int(h.next)
@@ -450,6 +452,11 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	h.opts.Logger.Info("vector: saved", "path", path, "slots", int(h.next), "took", time.Since(start))
+	return nil
 }
 
 // LoadHNSW reads an index written by HNSW.Save. The file's parameters
@@ -478,8 +485,14 @@ func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], 
 	}
 	// Vectors are read straight into the index's slab and the checksum is
 	// computed on the way; the index is returned only if it matches.
+	start := time.Now()
 	d := newStreamDecoder(bufio.NewReaderSize(f, 1<<20), int(st.Size()-checkfile.TrailerSize))
-	return decodeHNSWFrom[K](ctx, d, opts)
+	h, err := decodeHNSWFrom[K](ctx, d, opts)
+	if err != nil {
+		return nil, err
+	}
+	h.opts.Logger.Info("vector: loaded", "path", path, "items", h.Len(), "took", time.Since(start))
+	return h, nil
 }
 
 func decodeHNSW[K Key](b []byte, opts Options) (*HNSW[K], error) {
