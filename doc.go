@@ -2,7 +2,10 @@
 //
 // Import the package you need; each stands alone:
 //
-//   - serving: ONNX models on ONNX Runtime (CPU, CUDA, TensorRT) with dynamic batching
+//   - serving: the model contract (Model, Info, tensors, validation) and the
+//     dynamic Batcher; needs no cgo
+//   - serving/onnx: the ONNX Runtime engine (CPU, CUDA, TensorRT); the one
+//     package that needs cgo
 //   - features: an in-memory online feature store with an optional Redis tier
 //   - vector: an HNSW vector index for retrieval-augmented generation
 //   - registry: versioned models with hot reload and rollback
@@ -10,7 +13,11 @@
 //   - quant: quantization helpers for tensors, embeddings and ONNX weights
 //
 // The packages meet through small interfaces (serving.Model above all), so a
-// service can swap any part for its own implementation.
+// service can swap any part for its own implementation. A Batcher in front
+// of a registry alias (registry.Handle, a serving.Pinner) follows every
+// version swap; every request's context reaches the run that serves it,
+// merged batches included (serving.RequestContexts), so served-version
+// hooks and OpenTelemetry spans work through batching.
 //
 // # Metrics
 //
