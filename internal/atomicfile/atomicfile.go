@@ -159,3 +159,30 @@ func SyncDir(dir string) error {
 	}
 	return err
 }
+
+// Sweep removes the temporary files that writes of path left behind when a
+// crash came between creating and renaming them (see IsTemp), and returns
+// how many it removed. Call it when opening what path holds, before any
+// write to path can be in flight in this process: it would remove a
+// concurrent write's temporary file too.
+func Sweep(path string) (int, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !IsTemp(e.Name(), base) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

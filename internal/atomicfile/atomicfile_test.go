@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -232,4 +233,31 @@ func TestCollision(t *testing.T) {
 	got, rerr := os.ReadFile(path)
 	require.NoError(t, rerr)
 	require.Equal(t, "x", string(got))
+}
+
+// TestSweepRemovesOnlyLeftovers leaves behind what a crash between create
+// and rename would, next to unrelated files, and checks that Sweep removes
+// exactly the leftovers of the one path.
+func TestSweepRemovesOnlyLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "index.bin")
+	require.NoError(t, WriteFile(path, []byte("live"), 0o644))
+	leftovers := []string{tempName("index.bin", 1), tempName("index.bin", 0xdeadbeef)}
+	keep := []string{"index.bin", "other.bin", tempName("other.bin", 2), ".index.bin.tmp-short"}
+	for _, name := range append(slices.Clone(leftovers), keep[1:]...) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600))
+	}
+	n, err := Sweep(path)
+	require.NoError(t, err)
+	require.Equal(t, len(leftovers), n)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, keep, names)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "live", string(got))
 }
