@@ -49,6 +49,12 @@ type BatcherOptions struct {
 	// and the padding is dropped from the outputs. Useful for engines built
 	// for fixed shapes (TensorRT) and for models that are faster at some sizes.
 	AllowedBatchSizes []int
+	// MaxRequestRows is the most rows one request may hold (its inputs'
+	// leading axis); Predict refuses a larger request at once with an
+	// *InputError matching ErrTooLarge, before it queues or allocates
+	// anything, so one request cannot hold the model for minutes. Default
+	// 65536; negative: no limit.
+	MaxRequestRows int
 	// MaxQueueLength is the most requests waiting; past it Predict returns
 	// ErrOverloaded at once. Default 1024.
 	MaxQueueLength int
@@ -216,6 +222,9 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 	if opts.MaxQueueLength == 0 {
 		opts.MaxQueueLength = 1024
 	}
+	if opts.MaxRequestRows == 0 {
+		opts.MaxRequestRows = 1 << 16
+	}
 	if opts.MaxInFlight == 0 {
 		opts.MaxInFlight = runtime.GOMAXPROCS(0)
 	}
@@ -337,6 +346,10 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 	if r.ins, err = validateInputs(tgt.info.Inputs, inputs, r.ins[:0], true); err == nil {
 		r.rows, r.key, err = batchKey(tgt, r.ins)
 	}
+	if err == nil && b.opts.MaxRequestRows > 0 && r.rows > b.opts.MaxRequestRows {
+		err = &InputError{Input: tgt.info.Inputs[0].Name, Kind: ErrTooLarge, Got: fmt.Sprintf("%d rows", r.rows),
+			Want: fmt.Sprintf("at most %d rows (BatcherOptions.MaxRequestRows)", b.opts.MaxRequestRows)}
+	}
 	if err != nil {
 		b.recycle(r)
 		b.stats.fail(ErrKindInput)
@@ -456,7 +469,13 @@ func ctxKind(err error) string {
 // never merge mismatched shapes. A model that cannot batch gives 0 rows.
 func batchKey(tgt *target, ins []Tensor) (int, uint64, error) {
 	if !tgt.info.Batchable {
-		return 0, 0, nil
+		// Rows only for the stats: the first input's leading axis, or 1.
+		for _, in := range ins {
+			if len(in.Shape) > 0 {
+				return int(in.Shape[0]), 0, nil
+			}
+		}
+		return 1, 0, nil
 	}
 	want := tgt.info.Inputs
 	const prime = 1099511628211
@@ -474,9 +493,6 @@ func batchKey(tgt *target, ins []Tensor) (int, uint64, error) {
 			h = (h ^ uint64(d)) * prime
 		}
 		h = (h ^ 0xff) * prime
-	}
-	if rows < 1 {
-		return 0, 0, &InputError{Input: want[0].Name, Kind: ErrShape, Got: "0 rows", Want: "at least 1 row"}
 	}
 	return rows, h, nil
 }
@@ -536,7 +552,7 @@ func (b *Batcher) rowsOf(key uint64) int {
 // (see MaxQueueDelay), and publishes in readyAt when callers leaving
 // Predict would make it ready; b.mu must be held.
 func (b *Batcher) ready(head *request) bool {
-	if !head.tgt.info.Batchable || b.closing {
+	if !head.tgt.info.Batchable || b.closing || head.rows == 0 {
 		return true
 	}
 	rows := b.rowsOf(head.key)
@@ -648,7 +664,7 @@ func (b *Batcher) stopForming() {
 // in priority order, up to MaxBatchSize rows (or the batch's share of the
 // outstanding rows, when smaller); b.mu must be held.
 func (b *Batcher) take(head *request, batch []*request) []*request {
-	if !head.tgt.info.Batchable || head.rows >= b.opts.MaxBatchSize {
+	if !head.tgt.info.Batchable || head.rows >= b.opts.MaxBatchSize || head.rows == 0 {
 		b.remove(head)
 		return append(batch, head)
 	}
@@ -662,7 +678,7 @@ func (b *Batcher) take(head *request, batch []*request) []*request {
 		}
 	}
 	batch, rows := b.queue.take(batch, limit, func(r *request) bool {
-		return r == head || (r.key == head.key && r.tgt == head.tgt && b.sameDims(head, r))
+		return r == head || (r.key == head.key && r.tgt == head.tgt && r.rows > 0 && b.sameDims(head, r))
 	})
 	b.addRows(head.key, -rows)
 	return batch
@@ -782,7 +798,7 @@ func (b *Batcher) countErr(err error) {
 		b.stats.fail(ErrKindCanceled)
 	case errors.Is(err, context.DeadlineExceeded):
 		b.stats.fail(ErrKindDeadline)
-	case errors.Is(err, ErrInput), errors.Is(err, ErrShape), errors.Is(err, ErrType):
+	case errors.Is(err, ErrInput), errors.Is(err, ErrShape), errors.Is(err, ErrType), errors.Is(err, ErrTooLarge):
 		b.stats.fail(ErrKindInput)
 	default:
 		b.stats.fail(ErrKindRun)

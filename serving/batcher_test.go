@@ -681,3 +681,45 @@ func TestCancelledRequestInARunningBatchWaitsForIt(t *testing.T) {
 	require.NoError(t, err, "the batcher keeps serving")
 	require.Equal(t, []float32{4}, res["y"].Tensor.Data)
 }
+
+// TestBatcherRequestLimits checks MaxRequestRows (default and set), that a
+// 0-row request is answered like a direct call, and that rows are counted
+// for a model that cannot batch.
+func TestBatcherRequestLimits(t *testing.T) {
+	f := &servingtest.Doubler{}
+	b, err := NewBatcher(f, BatcherOptions{MaxRequestRows: 4})
+	require.NoError(t, err)
+	defer b.Close()
+	big := map[string]Tensor{"x": NewTensor([]int64{5, 1}, make([]float32, 5))}
+	_, err = b.Predict(context.Background(), big)
+	require.ErrorIs(t, err, ErrTooLarge)
+	var ie *InputError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, "5 rows", ie.Got)
+	require.Contains(t, ie.Want, "at most 4 rows")
+	require.Empty(t, f.Runs(), "a refused request never runs")
+	require.Equal(t, uint64(1), b.Stats().Errors[ErrKindInput])
+
+	out, err := b.Predict(context.Background(), map[string]Tensor{"x": NewTensor([]int64{0, 3}, []float32{})})
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, 3}, out["y"].Tensor.Shape)
+
+	d, err := NewBatcher(&servingtest.Doubler{}, BatcherOptions{})
+	require.NoError(t, err)
+	defer d.Close()
+	huge := map[string]Tensor{"x": NewTensor([]int64{1<<16 + 1, 1}, make([]float32, 1<<16+1))}
+	_, err = d.Predict(context.Background(), huge)
+	require.ErrorIs(t, err, ErrTooLarge, "the default limit is 65536 rows")
+
+	u := &servingtest.Doubler{Unbatchable: true}
+	ub, err := NewBatcher(u, BatcherOptions{})
+	require.NoError(t, err)
+	defer ub.Close()
+	for _, n := range []int64{1, 3} {
+		_, err := ub.Predict(context.Background(), map[string]Tensor{"x": NewTensor([]int64{n, 1}, make([]float32, n))})
+		require.NoError(t, err)
+	}
+	st := ub.Stats()
+	require.Equal(t, uint64(4), st.Rows, "rows of an unbatchable model are counted")
+	require.Equal(t, map[int]uint64{1: 1, 3: 1}, st.BatchSizes)
+}

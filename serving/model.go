@@ -41,6 +41,9 @@ var (
 	ErrInput = errors.New("serving: bad input")
 	// ErrModel reports a model file or byte slice that an engine cannot load.
 	ErrModel = errors.New("serving: cannot load model")
+	// ErrTooLarge reports a request with more rows than a Batcher accepts
+	// (BatcherOptions.MaxRequestRows).
+	ErrTooLarge = errors.New("serving: request too large")
 	// ErrNotReady reports a model that has nothing to serve yet (a registry
 	// alias before its first version loads). It is temporary: retry later.
 	ErrNotReady = errors.New("serving: model not ready")
@@ -86,11 +89,11 @@ type Pinner interface {
 	Pin() (m Model, release func(), err error)
 }
 
-// InputError says what was wrong with one input. It matches ErrShape, ErrType
-// or ErrInput through errors.Is, depending on Kind.
+// InputError says what was wrong with one input. It matches ErrShape,
+// ErrType, ErrInput or ErrTooLarge through errors.Is, depending on Kind.
 type InputError struct {
 	Input string // the input's name
-	Kind  error  // ErrShape, ErrType or ErrInput
+	Kind  error  // ErrShape, ErrType, ErrInput or ErrTooLarge
 	Got   string
 	Want  string
 }

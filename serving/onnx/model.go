@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"context"
+	"math"
 
 	"fmt"
 	"github.com/quiverml/quiver/serving"
@@ -162,7 +163,7 @@ func loadBytes(data []byte, opts Options) (*Model, error) {
 		return nil, err
 	}
 	if opts.WarmUp {
-		if err := m.warmUp(); err != nil {
+		if err := m.warmUp(opts); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("onnx: warm-up of %q failed: %w", opts.Name, err)
 		}
@@ -254,6 +255,10 @@ func (m *Model) readMetadata() error {
 	m.info.Domain, _ = md.GetDomain()
 	m.info.Description, _ = md.GetDescription()
 	m.info.Version, _ = md.GetVersion()
+	if m.info.Version == math.MaxInt64 {
+		// ONNX Runtime's answer for a file that records no model version.
+		m.info.Version = 0
+	}
 	keys, err := md.GetCustomMetadataMapKeys()
 	if err != nil {
 		return fmt.Errorf("%w %q: reading custom metadata: %v", serving.ErrModel, m.info.Name, err)
@@ -442,20 +447,32 @@ func (m *Model) inferShape(o serving.IOInfo, inputs map[string]serving.Tensor) (
 	return shape, true
 }
 
-func (m *Model) warmUp() error {
+func (m *Model) warmUp(opts Options) error {
+	for name := range opts.WarmUpInputs {
+		if _, ok := m.info.Input(name); !ok {
+			return fmt.Errorf("WarmUpInputs names %q, which is not an input of the model (inputs: %v)", name, m.info.Inputs)
+		}
+	}
 	inputs := make(map[string]serving.Tensor, len(m.info.Inputs))
 	for _, in := range m.info.Inputs {
+		if t, ok := opts.WarmUpInputs[in.Name]; ok {
+			inputs[in.Name] = t
+			continue
+		}
 		if in.Kind != serving.KindTensor {
-			return fmt.Errorf("input %q is a %s; warm-up needs tensor inputs", in.Name, in.Kind)
+			return fmt.Errorf("input %q is a %s; warm-up needs tensor inputs (give one in WarmUpInputs)", in.Name, in.Kind)
 		}
 		shape := make([]int64, len(in.Shape))
-		n := 1
 		for k, d := range in.Shape {
 			if d < 0 {
 				d = 1
+				if k < len(in.DimNames) {
+					if n, ok := opts.WarmUpDims[in.DimNames[k]]; ok {
+						d = n
+					}
+				}
 			}
 			shape[k] = d
-			n *= int(d)
 		}
 		inputs[in.Name] = serving.ZeroTensor(in.ElementType, shape)
 	}

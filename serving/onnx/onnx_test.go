@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestLoadMLPInfo(t *testing.T) {
@@ -364,9 +366,11 @@ func TestZeroRows(t *testing.T) {
 	b, err := serving.NewBatcher(m, serving.BatcherOptions{KeepModelOpen: true})
 	require.NoError(t, err)
 	defer b.Close()
-	_, err = b.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{0, 16})})
-	require.ErrorIs(t, err, serving.ErrShape)
-	require.ErrorContains(t, err, "at least 1 row")
+	got, err := b.Predict(context.Background(), map[string]serving.Tensor{"x": f32([]int64{0, 16})})
+	require.NoError(t, err, "a 0-row request behaves the same through the batcher")
+	require.Equal(t, out["y"].Tensor.Shape, got["y"].Tensor.Shape)
+	require.Empty(t, got["y"].Tensor.Data)
+	require.Equal(t, uint64(0), b.Stats().Rows)
 }
 
 func TestCancelTerminatesRunAndModelStaysUsable(t *testing.T) {
@@ -391,4 +395,50 @@ func TestCancelTerminatesRunAndModelStaysUsable(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want["y"].Tensor.Data, got["y"].Tensor.Data)
 	}
+}
+
+// TestWarmUpSizesAndInputs loads a model whose axis must be at least 2
+// long (reflect padding): the default warm-up (1 on dynamic axes) fails the
+// load, WarmUpDims or WarmUpInputs make it pass, and bad warm-up options
+// are refused with errors naming them.
+func TestWarmUpSizesAndInputs(t *testing.T) {
+	ctx := context.Background()
+	_, err := Load(ctx, testModel("reflect_pad"), Options{WarmUp: true})
+	require.Error(t, err, "one-long axis cannot be reflect-padded")
+	require.ErrorContains(t, err, "warm-up")
+
+	m, err := Load(ctx, testModel("reflect_pad"), Options{WarmUp: true, WarmUpDims: map[string]int64{"len": 3}})
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+
+	x := serving.NewTensor([]int64{2, 2}, []float32{1, 2, 3, 4})
+	m, err = Load(ctx, testModel("reflect_pad"), Options{WarmUp: true, WarmUpInputs: map[string]serving.Tensor{"x": x}})
+	require.NoError(t, err)
+	out, err := m.Predict(ctx, map[string]serving.Tensor{"x": x})
+	require.NoError(t, err)
+	require.Equal(t, []float32{2, 1, 2, 1, 4, 3, 4, 3}, out["y"].Tensor.Data)
+	require.NoError(t, m.Close())
+
+	_, err = Load(ctx, testModel("reflect_pad"), Options{WarmUp: true, WarmUpInputs: map[string]serving.Tensor{"z": x}})
+	require.ErrorContains(t, err, `WarmUpInputs names "z"`)
+	_, err = Load(ctx, testModel("reflect_pad"), Options{WarmUp: true, WarmUpDims: map[string]int64{"len": -2}})
+	require.ErrorContains(t, err, `WarmUpDims["len"] is -2`)
+}
+
+// TestVersionlessModelReadsZero checks that a file recording no model
+// version reports Version 0, not ONNX Runtime's MaxInt64.
+func TestVersionlessModelReadsZero(t *testing.T) {
+	data, err := os.ReadFile(testModel("mlp"))
+	require.NoError(t, err)
+	var mp onnxpb.ModelProto
+	require.NoError(t, proto.Unmarshal(data, &mp))
+	require.Equal(t, int64(1), mp.GetModelVersion())
+	mp.ModelVersion = nil
+	data, err = proto.Marshal(&mp)
+	require.NoError(t, err)
+	m, err := LoadBytes(context.Background(), data, Options{})
+	require.NoError(t, err)
+	defer m.Close()
+	require.Equal(t, int64(0), m.Info().Version)
+	require.Equal(t, int64(1), load(t, "mlp", Options{}).Info().Version)
 }

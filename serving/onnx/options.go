@@ -70,10 +70,20 @@ type Options struct {
 	// CPU instead of failing with ErrProviderUnavailable. The fallback is
 	// logged and reported by Info().Provider.
 	AllowCPUFallback bool
-	// WarmUp runs the model once on zero-filled inputs (one row on dynamic
-	// axes) after loading, so the first request does not pay for lazy
-	// initialisation. A warm-up failure fails the load.
+	// WarmUp runs the model once on zero-filled inputs after loading, so
+	// the first request does not pay for lazy initialisation. Dynamic axes
+	// take the sizes in WarmUpDims, else 1; inputs named in WarmUpInputs
+	// are used as given. A warm-up failure fails the load.
 	WarmUp bool
+	// WarmUpDims sizes dynamic axes for the warm-up run, by the axis's
+	// symbolic name in the model ("len": 16), for models that refuse an
+	// axis of length 1 (reflect padding, windows, convolutions without
+	// padding). Axes it does not name take 1.
+	WarmUpDims map[string]int64
+	// WarmUpInputs gives whole tensors for some inputs of the warm-up run
+	// (token ids that must be valid, masks that must not be all zero); the
+	// others are zero-filled. Each is checked against the model's inputs.
+	WarmUpInputs map[string]serving.Tensor
 	// Logger receives load, fallback and warm-up messages. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +113,11 @@ type TensorRTOptions struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
+	for name, d := range o.WarmUpDims {
+		if d < 0 {
+			return o, fmt.Errorf("onnx: WarmUpDims[%q] is %d, want a size >= 0", name, d)
+		}
+	}
 	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
 		return o, fmt.Errorf("onnx: thread counts must be >= 0, got intra-op %d, inter-op %d", o.IntraOpThreads, o.InterOpThreads)
 	}

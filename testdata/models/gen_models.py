@@ -172,6 +172,18 @@ def sequence(out):
     save(m, out, "sequence")
 
 
+def reflect_pad(out):
+    """Reflect padding of one on each side of axis 1: ONNX Runtime refuses
+    an axis shorter than 2, so warm-up on one-long dynamic axes fails."""
+    pads = init("pads", np.array([0, 1, 0, 1], dtype=np.int64))
+    m = graph_model(
+        [helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")], "reflect_pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "len"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "padded"])],
+        [pads])
+    save(m, out, "reflect_pad")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     mlp(out, "mlp", [16, 32, 4], 1, {"task": "tabular", "owner": "quiver"})
@@ -182,6 +194,7 @@ def main():
     image(out)
     state(out)
     sequence(out)
+    reflect_pad(out)
 
 
 if __name__ == "__main__":
