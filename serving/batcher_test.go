@@ -102,6 +102,8 @@ func TestBatchedEqualsAlone(t *testing.T) {
 		{model: "sklearn_randomforest", path: func(t *testing.T) string { return thirdPartyModel(t, "sklearn_randomforest.onnx") }, batched: true},
 		{model: "state", batched: false},
 		{model: "fixed_batch", batched: false},
+		{model: "conv_dyn", dyn: [][]int64{{4, 5}, {3, 3}}, batched: true}, // fresh axis names: the probe decides
+		{model: "center_rows", batched: false},                             // the probe sees rows mixing
 	}
 	for _, c := range cases {
 		t.Run(c.model, func(t *testing.T) {

@@ -123,12 +123,17 @@ type Info struct {
 	// differ only when CPU fallback was allowed and used.
 	Provider  string
 	Requested string
-	// Batchable is true when every tensor input and output has a dynamic
-	// leading axis, so a Batcher can merge requests along it. A Batcher in
-	// front of a model that is not batchable runs each request on its own.
+	// Batchable is true when requests can be merged along the first axis
+	// of every input and output: each is a tensor with a dynamic first
+	// axis, and the engine has evidence that the axes are one batch axis
+	// (see BatchRule). A Batcher in front of a model that is not batchable
+	// runs each request on its own.
 	Batchable bool
-	// BatchReason says why Batchable is false.
+	// BatchReason says why Batchable is true or false, and BatchRule which
+	// rule decided (an engine's vocabulary; serving/onnx uses "structure",
+	// "names", "probe" and "option").
 	BatchReason string
+	BatchRule   string
 }
 
 // Clone returns a deep copy of i that shares no slice or map with it.

@@ -144,7 +144,11 @@ func loadBytes(data []byte, opts Options) (*Model, error) {
 		outNames = append(outNames, out.Name)
 		m.outIdx[out.Name] = i
 	}
-	m.info.Batchable, m.info.BatchReason = batchability(m.info, sig)
+	batchable, unknown, reason := batchability(m.info, sig)
+	m.info.Batchable, m.info.BatchReason, m.info.BatchRule = batchable, reason, RuleNames
+	if !batchable && !unknown {
+		m.info.BatchRule = RuleStructure
+	}
 
 	so, provider, err := sessionOptions(opts)
 	if err != nil {
@@ -161,6 +165,23 @@ func loadBytes(data []byte, opts Options) (*Model, error) {
 	if err := m.readMetadata(); err != nil {
 		m.Close()
 		return nil, err
+	}
+	switch {
+	case m.info.BatchRule == RuleStructure:
+	case opts.Batching == BatchAlways:
+		m.info.Batchable, m.info.BatchRule = true, RuleOption
+		m.info.BatchReason = "Options.Batching is BatchAlways (" + reason + ")"
+	case opts.Batching == BatchNever:
+		m.info.Batchable, m.info.BatchRule = false, RuleOption
+		m.info.BatchReason = "Options.Batching is BatchNever"
+	case unknown:
+		ok, why, err := m.probe(opts)
+		if err != nil {
+			m.info.BatchReason = fmt.Sprintf("%s, and the probe could not run: %v", reason, err)
+			opts.Logger.Info("onnx: batching probe could not run; model runs unbatched", "model", opts.Name, "error", err)
+			break
+		}
+		m.info.Batchable, m.info.BatchRule, m.info.BatchReason = ok, RuleProbe, why
 	}
 	if opts.WarmUp {
 		if err := m.warmUp(opts); err != nil {
@@ -201,14 +222,31 @@ func ioInfo(in ort.InputOutputInfo, sig *graphSignature) serving.IOInfo {
 	return io
 }
 
-// batchability decides whether requests can be merged along axis 0: every
-// input and tensor output must have a dynamic leading axis, and when the
-// model names those axes, all must carry the same name.
-func batchability(info serving.Info, sig *graphSignature) (bool, string) {
+// Rules that decide Info.Batchable, reported in Info.BatchRule.
+const (
+	// RuleStructure: some input or output cannot carry a batch axis (not
+	// a tensor, a scalar, a fixed first axis); nothing can override it.
+	RuleStructure = "structure"
+	// RuleNames: every dynamic first axis that is named carries the same
+	// name, which proves they are one batch axis; or, when names differ
+	// and the probe could not run, the names decide against batching.
+	RuleNames = "names"
+	// RuleProbe: first axes carry different names, and runs at batch 1
+	// and 2 on generated inputs decided.
+	RuleProbe = "probe"
+	// RuleOption: Options.Batching forced the decision.
+	RuleOption = "option"
+)
+
+// batchability decides from the model's structure and axis names whether
+// requests can be merged along axis 0. unknown means the structure allows
+// it but the first axes carry different names: converters give every
+// dynamic axis a fresh name, so only a probe can tell.
+func batchability(info serving.Info, sig *graphSignature) (ok, unknown bool, reason string) {
 	if len(info.Inputs) == 0 {
-		return false, "model has no inputs"
+		return false, false, "model has no inputs"
 	}
-	name := ""
+	name, differ := "", ""
 	check := func(io serving.IOInfo, what string) string {
 		if io.Kind != serving.KindTensor {
 			if what == "output" && io.Kind == serving.KindSequence && sig.seqOfMaps[io.Name] {
@@ -225,23 +263,29 @@ func batchability(info serving.Info, sig *graphSignature) (bool, string) {
 		if d := sig.dims[io.Name]; len(d) > 0 && d[0].param != "" {
 			if name == "" {
 				name = d[0].param
-			} else if d[0].param != name {
-				return fmt.Sprintf("%s %q has first axis %q, other tensors have %q", what, io.Name, d[0].param, name)
+			} else if d[0].param != name && differ == "" {
+				differ = fmt.Sprintf("%s %q has first axis %q, other tensors have %q", what, io.Name, d[0].param, name)
 			}
 		}
 		return ""
 	}
 	for _, in := range info.Inputs {
 		if r := check(in, "input"); r != "" {
-			return false, r
+			return false, false, r
 		}
 	}
 	for _, out := range info.Outputs {
 		if r := check(out, "output"); r != "" {
-			return false, r
+			return false, false, r
 		}
 	}
-	return true, ""
+	if differ != "" {
+		return false, true, differ
+	}
+	if name == "" {
+		return true, false, "every first axis is dynamic and unnamed"
+	}
+	return true, false, fmt.Sprintf("every named first axis is %q", name)
 }
 
 func (m *Model) readMetadata() error {

@@ -442,3 +442,38 @@ func TestVersionlessModelReadsZero(t *testing.T) {
 	require.Equal(t, int64(0), m.Info().Version)
 	require.Equal(t, int64(1), load(t, "mlp", Options{}).Info().Version)
 }
+
+// TestBatchabilityRules checks which rule decides Info.Batchable on models
+// as converters export them: equal axis names, a structure that cannot
+// batch, first axes with fresh names decided by the probe either way, the
+// probe falling back to the names when it cannot run, and the option
+// forcing the decision.
+func TestBatchabilityRules(t *testing.T) {
+	cases := []struct {
+		model     string
+		opts      Options
+		batchable bool
+		rule      string
+		reason    string
+	}{
+		{model: "mlp", batchable: true, rule: RuleNames, reason: `every named first axis is "batch"`},
+		{model: "fixed_batch", batchable: false, rule: RuleStructure, reason: "fixed first axis"},
+		{model: "conv_dyn", batchable: true, rule: RuleProbe, reason: "rows run together equal rows run alone"},
+		{model: "center_rows", batchable: false, rule: RuleProbe, reason: "the model mixes rows"},
+		{model: "conv_dyn", opts: Options{WarmUpInputs: map[string]serving.Tensor{"x": f32([]int64{1, 2, 1, 1}, 0, 0)}},
+			batchable: false, rule: RuleNames, reason: "probe could not run"},
+		{model: "center_rows", opts: Options{Batching: BatchAlways}, batchable: true, rule: RuleOption, reason: "BatchAlways"},
+		{model: "mlp", opts: Options{Batching: BatchNever}, batchable: false, rule: RuleOption, reason: "BatchNever"},
+		{model: "fixed_batch", opts: Options{Batching: BatchAlways}, batchable: false, rule: RuleStructure, reason: "fixed first axis"},
+	}
+	for _, c := range cases {
+		t.Run(c.model+"/"+c.rule, func(t *testing.T) {
+			info := load(t, c.model, c.opts).Info()
+			require.Equal(t, c.batchable, info.Batchable, info.BatchReason)
+			require.Equal(t, c.rule, info.BatchRule)
+			require.Contains(t, info.BatchReason, c.reason)
+		})
+	}
+	_, err := Load(context.Background(), testModel("mlp"), Options{Batching: Batching(7)})
+	require.ErrorContains(t, err, "unknown Batching 7")
+}

@@ -75,6 +75,11 @@ type Options struct {
 	// take the sizes in WarmUpDims, else 1; inputs named in WarmUpInputs
 	// are used as given. A warm-up failure fails the load.
 	WarmUp bool
+	// Batching decides whether a Batcher may merge requests for this
+	// model. Default BatchAuto. The batchability probe sizes dynamic
+	// non-batch axes and fills inputs as the warm-up does (WarmUpDims,
+	// WarmUpInputs).
+	Batching Batching
 	// WarmUpDims sizes dynamic axes for the warm-up run, by the axis's
 	// symbolic name in the model ("len": 16), for models that refuse an
 	// axis of length 1 (reflect padding, windows, convolutions without
@@ -87,6 +92,25 @@ type Options struct {
 	// Logger receives load, fallback and warm-up messages. Default: slog.Default().
 	Logger *slog.Logger
 }
+
+// Batching says how a model's batchability is decided (Info.Batchable).
+type Batching int
+
+// Batching modes. The zero value, BatchAuto, decides from the model.
+const (
+	// BatchAuto batches when every named first axis carries one name;
+	// when names differ (converters name each dynamic axis afresh), a
+	// probe at load runs the model at batch 1 and 2 on generated inputs
+	// and batches when every output's first axis follows the batch and
+	// each row equals its batch-1 run.
+	BatchAuto Batching = iota
+	// BatchAlways batches whenever the model's structure allows it (every
+	// input and output a tensor with a dynamic first axis), whatever the
+	// names say, without a probe.
+	BatchAlways
+	// BatchNever runs every request alone.
+	BatchNever
+)
 
 // CUDAOptions configure the CUDA execution provider.
 type CUDAOptions struct {
@@ -117,6 +141,9 @@ func (o Options) withDefaults() (Options, error) {
 		if d < 0 {
 			return o, fmt.Errorf("onnx: WarmUpDims[%q] is %d, want a size >= 0", name, d)
 		}
+	}
+	if o.Batching < BatchAuto || o.Batching > BatchNever {
+		return o, fmt.Errorf("onnx: unknown Batching %d, want BatchAuto, BatchAlways or BatchNever", o.Batching)
 	}
 	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
 		return o, fmt.Errorf("onnx: thread counts must be >= 0, got intra-op %d, inter-op %d", o.IntraOpThreads, o.InterOpThreads)

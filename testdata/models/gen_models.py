@@ -184,6 +184,43 @@ def reflect_pad(out):
     save(m, out, "reflect_pad")
 
 
+def conv_dyn(out):
+    """A small conv net as converters export it: every dynamic axis has a
+    fresh name (DynamicDimension.N), so names alone cannot prove that the
+    output's first axis follows the input's."""
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((4, 3, 3, 3)) * 0.2).astype(np.float32)
+    b = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["y"], axis=1),
+    ]
+    m = graph_model(
+        nodes, "conv_dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       ["DynamicDimension.0", 3, "DynamicDimension.1", "DynamicDimension.2"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["DynamicDimension.3", 4])],
+        [init("w", w), init("b", b)])
+    save(m, out, "conv_dyn")
+
+
+def center_rows(out):
+    """Subtracts the batch mean: input and output first axes carry different
+    names and the output follows the batch in shape, but each row depends
+    on the others, so a probe must refuse to batch it."""
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[0], keepdims=1),
+        helper.make_node("Sub", ["x", "mean"], ["y"]),
+    ]
+    m = graph_model(
+        nodes, "center_rows",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 4])])
+    save(m, out, "center_rows")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     mlp(out, "mlp", [16, 32, 4], 1, {"task": "tabular", "owner": "quiver"})
@@ -195,6 +232,8 @@ def main():
     state(out)
     sequence(out)
     reflect_pad(out)
+    conv_dyn(out)
+    center_rows(out)
 
 
 if __name__ == "__main__":
