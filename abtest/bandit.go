@@ -56,6 +56,15 @@ type BanditOptions struct {
 	PriorMean, PriorVariance, PriorWeight float64
 }
 
+// MaxReward bounds the magnitude of a reward Update accepts. Rewards are
+// averaged with Welford's updates, whose squared deviations grow as the
+// square of the rewards' spread: bounding |reward| by 1e100 keeps every
+// arm's statistics finite for any number of pulls a uint64 can count, so a
+// run of extreme rewards can never turn the state into NaN or Inf (which
+// Snapshot could not encode). Real rewards (conversions, revenue, latency)
+// are many orders of magnitude smaller; rescale any that are not.
+const MaxReward = 1e100
+
 // Bandit kinds, as recorded in snapshots.
 const (
 	KindEpsilonGreedy    = "epsilon-greedy"
@@ -160,7 +169,9 @@ func (c *banditCore) Select() string {
 
 // Update records reward for arm. Thompson-Beta accepts rewards in [0, 1]
 // (1 a conversion, 0 none; fractions count as partial successes); the other
-// kinds accept any finite reward (UCB1's exploration term assumes [0, 1]).
+// kinds accept finite rewards in [-MaxReward, MaxReward] (UCB1's
+// exploration term assumes [0, 1]). A rejected reward returns ErrReward and
+// leaves the state unchanged.
 func (c *banditCore) Update(arm string, reward float64) error {
 	i, ok := c.index[arm]
 	if !ok {
@@ -171,6 +182,9 @@ func (c *banditCore) Update(arm string, reward float64) error {
 	}
 	if c.kind == KindThompsonBeta && (reward < 0 || reward > 1) {
 		return fmt.Errorf("%w: reward %v for arm %q, want a value in [0, 1] for %s", ErrReward, reward, arm, c.kind)
+	}
+	if math.Abs(reward) > MaxReward {
+		return fmt.Errorf("%w: reward %v for arm %q, want a value in [-%g, %g]", ErrReward, reward, arm, MaxReward, MaxReward)
 	}
 	c.mu.Lock()
 	c.stats[i].add(reward)
@@ -251,8 +265,8 @@ func (c *banditCore) Restore(data []byte) error {
 		if a.Name != c.arms[i] {
 			return fmt.Errorf("%w: arm %d is %q, want %q", ErrSnapshot, i, a.Name, c.arms[i])
 		}
-		if !finite(a.Mean) || !finite(a.M2) || a.M2 < 0 {
-			return fmt.Errorf("%w: arm %q: mean %v, m2 %v, want finite values and m2 >= 0", ErrSnapshot, a.Name, a.Mean, a.M2)
+		if !finite(a.Mean) || !finite(a.M2) || a.M2 < 0 || math.Abs(a.Mean) > MaxReward {
+			return fmt.Errorf("%w: arm %q: mean %v, m2 %v, want finite values, |mean| <= %g and m2 >= 0", ErrSnapshot, a.Name, a.Mean, a.M2, MaxReward)
 		}
 		if a.Pulls == 0 && (a.Mean != 0 || a.M2 != 0) {
 			return fmt.Errorf("%w: arm %q has no pulls but mean %v, m2 %v, want 0", ErrSnapshot, a.Name, a.Mean, a.M2)

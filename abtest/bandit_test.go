@@ -348,3 +348,59 @@ func FuzzBanditRestore(f *testing.F) {
 		}
 	})
 }
+
+func TestBanditExtremeRewardsKeepStateFinite(t *testing.T) {
+	for _, tc := range banditCases() {
+		if tc.name == KindThompsonBeta { // accepts [0, 1] only
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.new(1)
+			require.NoError(t, err)
+			for i := range 1000 {
+				huge := 1e308
+				if i%2 == 1 {
+					huge = -huge
+				}
+				require.ErrorIs(t, b.Update("a", huge), ErrReward, "reward %g", huge)
+				edge := MaxReward
+				if i%2 == 1 {
+					edge = -edge
+				}
+				require.NoError(t, b.Update("b", edge))
+			}
+			stats := b.Stats()
+			require.Zero(t, stats[0].Pulls, "rejected rewards leave the arm untouched")
+			require.Equal(t, uint64(1000), stats[1].Pulls)
+			for _, s := range stats {
+				require.False(t, math.IsNaN(s.Mean) || math.IsInf(s.Mean, 0), "arm %s mean %v", s.Arm, s.Mean)
+				require.False(t, math.IsNaN(s.Variance) || math.IsInf(s.Variance, 0), "arm %s variance %v", s.Arm, s.Variance)
+			}
+
+			snap, err := b.Snapshot()
+			require.NoError(t, err)
+			restored, err := tc.new(2)
+			require.NoError(t, err)
+			require.NoError(t, restored.Restore(snap))
+			require.Equal(t, b.Stats(), restored.Stats())
+			for range 10 {
+				require.Equal(t, b.Select(), restored.Select())
+			}
+		})
+	}
+}
+
+func TestBanditRestoreRejectsOutOfRangeMean(t *testing.T) {
+	b, err := NewEpsilonGreedy(arms3, BanditOptions{})
+	require.NoError(t, err)
+	require.NoError(t, b.Update("a", 1))
+	snap, err := b.Snapshot()
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(snap, &doc))
+	doc["arms"].([]any)[0].(map[string]any)["mean"] = 1e300
+	bad, err := json.Marshal(doc)
+	require.NoError(t, err)
+	require.ErrorIs(t, b.Restore(bad), ErrSnapshot)
+	require.Equal(t, 1.0, b.Stats()[0].Mean, "state unchanged")
+}

@@ -29,7 +29,10 @@ type ModelOptions struct {
 	Int4MatMul bool
 	// Int4BlockSize is the number of weights per scale for Int4MatMul,
 	// along K; 0 means DefaultInt4BlockSize. ONNX Runtime requires a power
-	// of two >= 16.
+	// of two >= 16. A weight whose K is smaller uses the smallest power of
+	// two >= max(K, 16) instead (WeightReport.BlockSize), since MatMulNBits
+	// pads every column to whole blocks; a weight that 4-bit blocks would
+	// still not shrink (K < 4) is quantized to int8, or left in float32.
 	Int4BlockSize int
 	// PerTensor uses one scale per weight instead of one per output channel.
 	PerTensor bool
@@ -61,7 +64,10 @@ type ModelReport struct {
 	// (10-12, without AllowOpsetBump) only allows per-tensor scales.
 	PerTensorFallback bool
 	Weights           []WeightReport
-	Skipped           []SkippedWeight
+	// Skipped lists the weights left in float32, among them those that
+	// quantization would not make smaller (a per-channel int8 weight with
+	// one value per channel stores a 4-byte scale beside each byte).
+	Skipped []SkippedWeight
 }
 
 // WeightRatio returns WeightBytesBefore / WeightBytesAfter, or 0 when no
@@ -81,6 +87,12 @@ type WeightReport struct {
 	Axis  int         // int8 channel axis, or -1 (per tensor, or int4 blocks)
 	Bits  int         // 8, or 4 for Int4MatMul blocks
 	Error ErrorReport // weight reconstruction error
+	// BlockSize is the int4 block size used (Bits 4): ModelOptions'
+	// Int4BlockSize, or less for a weight with a smaller K.
+	BlockSize int
+	// BytesBefore is the weight's float32 size and BytesAfter its
+	// quantized size with its scales; BytesAfter < BytesBefore always.
+	BytesBefore, BytesAfter int
 }
 
 // SkippedWeight names a weight input that was left in float32, and why.
@@ -276,16 +288,33 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 				ops = append(ops, w.op)
 			}
 		}
+		// Quantized weights must come out smaller: the size is known from
+		// the shape alone, so a weight that would grow is passed over
+		// before anything is allocated for it.
 		if opts.Int4MatMul && len(ops) == 1 && ops[0] == "MatMul" {
-			wr, nbytes, err := matMulNBits(m, t, x, shape, u, names, blockSize)
-			if err != nil {
-				return nil, nil, fmt.Errorf("quantizing weight %q: %w", name, err)
+			bs := int4Block(shape[0], blockSize)
+			if int4Bytes(shape[0], shape[1], bs) < 4*len(x) {
+				wr, nbytes, err := matMulNBits(m, t, x, shape, u, names, bs)
+				if err != nil {
+					return nil, nil, fmt.Errorf("quantizing weight %q: %w", name, err)
+				}
+				g.Initializer[inits[name]] = wr.q
+				g.Initializer = append(g.Initializer, wr.scales)
+				rep.Weights = append(rep.Weights, WeightReport{Name: name, Ops: ops, Shape: slices.Clone(t.GetDims()), Axis: -1, Bits: 4, Error: wr.err,
+					BlockSize: bs, BytesBefore: 4 * len(x), BytesAfter: nbytes})
+				rep.WeightBytesBefore += 4 * len(x)
+				rep.WeightBytesAfter += nbytes
+				continue
 			}
-			g.Initializer[inits[name]] = wr.q
-			g.Initializer = append(g.Initializer, wr.scales)
-			rep.Weights = append(rep.Weights, WeightReport{Name: name, Ops: ops, Shape: slices.Clone(t.GetDims()), Axis: -1, Bits: 4, Error: wr.err})
-			rep.WeightBytesBefore += 4 * len(x)
-			rep.WeightBytesAfter += nbytes
+			// Too few rows for 4-bit blocks to pay off: int8 may still.
+		}
+		nScales := 1
+		if perChannel {
+			nScales = shape[axis]
+		}
+		if after := len(x) + 4*nScales; after >= 4*len(x) {
+			skip(fmt.Sprintf("would not shrink: int8 with %d scale(s) takes %d bytes, float32 %d (%d values in %d channels)",
+				nScales, after, 4*len(x), len(x), nScales))
 			continue
 		}
 		var scales []float32
@@ -338,7 +367,8 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 			dqn.Attribute = []*onnxpb.AttributeProto{intAttribute("axis", int64(axis))}
 		}
 		dqNodes = append(dqNodes, dqn)
-		rep.Weights = append(rep.Weights, WeightReport{Name: name, Ops: ops, Shape: slices.Clone(t.GetDims()), Axis: chAxis, Bits: 8, Error: er})
+		rep.Weights = append(rep.Weights, WeightReport{Name: name, Ops: ops, Shape: slices.Clone(t.GetDims()), Axis: chAxis, Bits: 8, Error: er,
+			BytesBefore: 4 * len(x), BytesAfter: len(q) + 4*len(scales)})
 		rep.WeightBytesBefore += 4 * len(x)
 		rep.WeightBytesAfter += len(q) + 4*len(scales)
 	}
@@ -357,6 +387,24 @@ func QuantizeModel(ctx context.Context, model []byte, opts ModelOptions) ([]byte
 	}
 	rep.BytesAfter = len(out)
 	return out, rep, nil
+}
+
+// int4Block returns the block size for a MatMul weight with k rows: bs, or
+// the smallest power of two >= max(k, 16) when that is smaller, so that no
+// column is padded with more than k zeros.
+func int4Block(k, bs int) int {
+	p := 16
+	for p < k && p < bs {
+		p <<= 1
+	}
+	return min(p, bs)
+}
+
+// int4Bytes is the MatMulNBits size of a [k, n] weight in blocks of bs:
+// packed nibbles padded to whole blocks plus one float32 scale per block.
+func int4Bytes(k, n, bs int) int {
+	kb := (k + bs - 1) / bs
+	return n*kb*bs/2 + 4*n*kb
 }
 
 type int4Weight struct {

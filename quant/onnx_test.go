@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -422,4 +423,81 @@ func TestQuantizeModelInt4MatMul(t *testing.T) {
 	}
 	_, _, err := QuantizeModel(context.Background(), readModel(t, "conv.onnx"), ModelOptions{Int4MatMul: true, Int4BlockSize: 24})
 	require.ErrorIs(t, err, ErrUnsupported)
+}
+
+// matMulModel is y = x·W with W [k, n] drawn from a normal distribution.
+func matMulModel(t *testing.T, k, n int) []byte {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(k), uint64(n)))
+	g := &onnxpb.GraphProto{
+		Name:        proto.String("matmul"),
+		Node:        []*onnxpb.NodeProto{node("MatMul", []string{"x", "W"}, []string{"y"})},
+		Initializer: []*onnxpb.TensorProto{floatTensor("W", []int64{int64(k), int64(n)}, randn(r, k*n, 1))},
+		Input:       []*onnxpb.ValueInfoProto{valueInfo("x", onnxpb.TensorProto_FLOAT, -1, int64(k))},
+		Output:      []*onnxpb.ValueInfoProto{valueInfo("y", onnxpb.TensorProto_FLOAT, -1, int64(n))},
+	}
+	return marshalModel(t, model(17, g))
+}
+
+// Quantization never makes a weight larger: MatMulNBits pads every column
+// to whole blocks and int8 per channel stores a scale per channel, so a
+// weight with few rows shrinks only with a smaller block, int8, or not at
+// all.
+func TestQuantizeModelNeverGrowsWeights(t *testing.T) {
+	const n = 4096
+	cases := []struct {
+		name      string
+		k         int
+		opts      ModelOptions
+		bits      int // 0: left in float32
+		blockSize int
+	}{
+		{"int4 K=1 block 4096", 1, ModelOptions{Int4MatMul: true, Int4BlockSize: 4096}, 0, 0},
+		{"int4 K=3 falls back to int8", 3, ModelOptions{Int4MatMul: true, Int4BlockSize: 4096}, 8, 0},
+		{"int4 K=20 block clamped", 20, ModelOptions{Int4MatMul: true, Int4BlockSize: 4096}, 4, 32},
+		{"int4 K=64 block 32", 64, ModelOptions{Int4MatMul: true, Int4BlockSize: 32}, 4, 32},
+		{"int8 per channel K=1", 1, ModelOptions{}, 0, 0},
+		{"int8 per channel K=2", 2, ModelOptions{}, 8, 0},
+		{"int8 per tensor K=1", 1, ModelOptions{PerTensor: true}, 8, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := matMulModel(t, tc.k, n)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			qm, rep, err := QuantizeModel(context.Background(), orig, tc.opts)
+			runtime.ReadMemStats(&after)
+			require.NoError(t, err)
+			// A few working copies of the weight, never the padded blow-up.
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(40*len(orig)), "bytes allocated")
+			require.LessOrEqual(t, rep.BytesAfter, rep.BytesBefore, "the model never grows")
+			require.Equal(t, len(qm), rep.BytesAfter)
+			if tc.bits == 0 {
+				require.Empty(t, rep.Weights)
+				require.Len(t, rep.Skipped, 1)
+				require.Equal(t, "W", rep.Skipped[0].Name)
+				require.Contains(t, rep.Skipped[0].Reason, "would not shrink")
+				require.Equal(t, orig, qm)
+				return
+			}
+			require.Empty(t, rep.Skipped)
+			require.Len(t, rep.Weights, 1)
+			w := rep.Weights[0]
+			require.Equal(t, tc.bits, w.Bits)
+			require.Equal(t, tc.blockSize, w.BlockSize)
+			require.Less(t, w.BytesAfter, w.BytesBefore)
+			require.Equal(t, 4*tc.k*n, w.BytesBefore)
+			require.Less(t, rep.WeightBytesAfter, rep.WeightBytesBefore)
+
+			// The quantized model runs and computes about the same thing.
+			r := rand.New(rand.NewPCG(5, 5))
+			in := map[string][]float32{"x": randn(r, 8*tc.k, 1)}
+			shapes := map[string][]int64{"x": {8, int64(tc.k)}}
+			want, _ := runModel(t, orig, in, shapes, []string{"y"})
+			got, _ := runModel(t, qm, in, shapes, []string{"y"})
+			er, err := Compare(want["y"], got["y"])
+			require.NoError(t, err)
+			require.Greater(t, er.Cosine, 0.98)
+		})
+	}
 }

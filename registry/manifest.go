@@ -147,11 +147,11 @@ func (v *Version) validate() error {
 	if err := ValidName(v.Model); err != nil {
 		return bad("model: %v", err)
 	}
-	if v.Number <= 0 {
-		return bad("version %d; want > 0", v.Number)
+	if v.Number <= 0 || v.Number > MaxVersion {
+		return bad("version %d; want 1..%d", v.Number, MaxVersion)
 	}
-	if v.Lineage.Parent < 0 {
-		return bad("lineage parent %d; want >= 0", v.Lineage.Parent)
+	if v.Lineage.Parent < 0 || v.Lineage.Parent > MaxVersion {
+		return bad("lineage parent %d; want 0..%d", v.Lineage.Parent, MaxVersion)
 	}
 	if len(v.Files) == 0 {
 		return bad("no files")
@@ -326,6 +326,9 @@ func verifyDir(dir string, v Version) error {
 		if _, ok := v.File(e.Name()); !ok {
 			return fmt.Errorf("%w: %s/%d: file %q is not in the manifest", ErrChecksum, v.Model, v.Number, e.Name())
 		}
+		if !e.Type().IsRegular() {
+			return fmt.Errorf("%w: %s/%d: file %q is a %v; want a regular file", ErrChecksum, v.Model, v.Number, e.Name(), e.Type())
+		}
 		names = append(names, e.Name())
 	}
 	for _, f := range v.Files {
@@ -343,7 +346,18 @@ func verifyDir(dir string, v Version) error {
 // crash is not an artifact (and is removed by the next rewrite).
 func isManifestTemp(name string) bool { return atomicfile.IsTemp(name, ManifestFile) }
 
+// verifyFile checks one artifact. A symbolic link is refused, not
+// followed: what it points at (possibly outside the registry) is not what
+// was published, and a loader must never open it. The file opened must be
+// the one Lstat saw, so a link swapped in between is caught too.
 func verifyFile(path string, want FileSum) error {
+	lst, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !lst.Mode().IsRegular() {
+		return fmt.Errorf("%w: file %q is a %v; want a regular file", ErrChecksum, want.Name, lst.Mode().Type())
+	}
 	fd, err := os.Open(path)
 	if err != nil {
 		return err
@@ -353,8 +367,8 @@ func verifyFile(path string, want FileSum) error {
 	if err != nil {
 		return err
 	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: file %q is not a regular file", ErrChecksum, want.Name)
+	if !st.Mode().IsRegular() || !os.SameFile(lst, st) {
+		return fmt.Errorf("%w: file %q was replaced while being verified", ErrChecksum, want.Name)
 	}
 	if st.Size() != want.Size {
 		return fmt.Errorf("%w: file %q is %d bytes; want %d (truncated or replaced)", ErrChecksum, want.Name, st.Size(), want.Size)

@@ -98,7 +98,8 @@ const (
 	// EventPollFailed: the registry or one model could not be read; nothing
 	// was unloaded.
 	EventPollFailed
-	// EventBroken: a version directory has an unreadable manifest.
+	// EventBroken: a version directory has an unreadable manifest, or the
+	// model's alias table cannot be read (Snapshot.AliasesErr).
 	EventBroken
 )
 
@@ -201,7 +202,7 @@ type target struct {
 type modelState struct {
 	lives  []*live // the loaded set; each holds one reference
 	failed map[int64]failure
-	broken map[string]bool
+	broken map[string]bool // errors already logged: Broken and AliasesErr
 }
 
 type failure struct {
@@ -446,6 +447,17 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		}
 		errs = append(errs, b)
 	}
+	if ae := snap.AliasesErr; ae != nil {
+		// Without the alias table, "latest" still serves and every alias
+		// keeps the version it serves; nothing is unloaded until the table
+		// reads again.
+		if !ms.broken[ae.Error()] {
+			ms.broken[ae.Error()] = true
+			s.log.Error("registry: unreadable alias table; serving latest, aliases stay where they are", "model", model, "error", ae)
+			s.emit(Event{Kind: EventBroken, Model: model, Err: ae})
+		}
+		errs = append(errs, ae)
+	}
 	if len(snap.Versions) == 0 {
 		// Empty for a moment (a copy in progress, a remount) or for good:
 		// either way, what serves keeps serving.
@@ -484,23 +496,8 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		return true
 	}
 
-	// What each alias should serve. "latest" is the newest version that
-	// loads: when the newest fails, the one before it serves.
+	// What each alias should serve.
 	want := map[string]int64{}
-	var latestN []int64
-	if s.opts.Policy.Latest > 0 {
-		for i := len(snap.Versions) - 1; i >= 0; i-- {
-			if v := snap.Versions[i]; !v.Archived && ensure(v) {
-				want[Latest] = v.Number
-				break
-			}
-		}
-		for i := len(snap.Versions) - 1; i >= 0 && len(latestN) < s.opts.Policy.Latest; i-- {
-			if v := snap.Versions[i]; !v.Archived && !failedRecently(v) {
-				latestN = append(latestN, v.Number)
-			}
-		}
-	}
 	var previous []int64
 	for _, a := range snap.Aliases {
 		if !s.servesAlias(a.Name) {
@@ -513,6 +510,34 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		want[a.Name] = a.Version
 		if !s.opts.Policy.DropPrevious && len(a.Previous) > 0 {
 			previous = append(previous, a.Previous[len(a.Previous)-1])
+		}
+	}
+
+	// An alias moved to a version already loaded (a rollback to the kept
+	// previous version) swaps now, before anything loads: a rollback must
+	// not wait for loads it does not need.
+	s.mu.Lock()
+	for _, a := range sortedKeys(want) {
+		if l := s.findLive(ms, byNum[want[a]]); l != nil {
+			s.swapLocked(model, a, l)
+		}
+	}
+	s.mu.Unlock()
+
+	// "latest" is the newest version that loads: when the newest fails,
+	// the one before it serves.
+	var latestN []int64
+	if s.opts.Policy.Latest > 0 {
+		for i := len(snap.Versions) - 1; i >= 0; i-- {
+			if v := snap.Versions[i]; !v.Archived && ensure(v) {
+				want[Latest] = v.Number
+				break
+			}
+		}
+		for i := len(snap.Versions) - 1; i >= 0 && len(latestN) < s.opts.Policy.Latest; i-- {
+			if v := snap.Versions[i]; !v.Archived && !failedRecently(v) {
+				latestN = append(latestN, v.Number)
+			}
 		}
 	}
 
@@ -559,30 +584,12 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 			keep[l] = true
 		}
 	}
-	aliases := make([]string, 0, len(want))
-	for a := range want {
-		aliases = append(aliases, a)
-	}
-	slices.Sort(aliases)
-	for _, a := range aliases {
-		l := s.findLive(ms, byNum[want[a]])
-		if l == nil {
-			continue // failed to load: the current version keeps serving
+	for _, a := range sortedKeys(want) {
+		// A version that failed to load is not found: the current one
+		// keeps serving.
+		if l := s.findLive(ms, byNum[want[a]]); l != nil {
+			s.swapLocked(model, a, l)
 		}
-		t := s.targetLocked(model, a)
-		old := t.cur.Load()
-		if old == l {
-			continue
-		}
-		t.cur.Store(l)
-		t.since.Store(time.Now().UnixNano())
-		s.swaps.Add(1)
-		var from int64
-		if old != nil {
-			from = old.v.Number
-		}
-		s.log.Info("registry: swapped", "model", model, "alias", a, "version", l.v.Number, "from", from)
-		s.emit(Event{Kind: EventSwapped, Model: model, Alias: a, Version: l.v.Number, From: from})
 	}
 	for k, t := range s.targets {
 		if k.model == model {
@@ -593,7 +600,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 	}
 	var drop []*live
 	ms.lives = slices.DeleteFunc(ms.lives, func(l *live) bool {
-		if keep[l] {
+		if keep[l] || snap.AliasesErr != nil {
 			return false
 		}
 		drop = append(drop, l)
@@ -607,6 +614,33 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		l.release()
 	}
 	return errors.Join(errs...)
+}
+
+// swapLocked makes alias of model serve l; s.mu must be held for writing.
+func (s *Server) swapLocked(model, alias string, l *live) {
+	t := s.targetLocked(model, alias)
+	old := t.cur.Load()
+	if old == l {
+		return
+	}
+	t.cur.Store(l)
+	t.since.Store(time.Now().UnixNano())
+	s.swaps.Add(1)
+	var from int64
+	if old != nil {
+		from = old.v.Number
+	}
+	s.log.Info("registry: swapped", "model", model, "alias", alias, "version", l.v.Number, "from", from)
+	s.emit(Event{Kind: EventSwapped, Model: model, Alias: alias, Version: l.v.Number, From: from})
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // findLive returns the loaded instance of v (same number and publish time:

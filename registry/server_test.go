@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -586,4 +588,125 @@ func TestServerSyncsModelsInParallel(t *testing.T) {
 	st := srv.Stats()
 	require.Len(t, st.Serving, 2*len(models))
 	require.Equal(t, uint64(1), st.LoadFailures)
+}
+
+// A rollback to the version kept loaded swaps at once, while the version
+// that becomes the alias's new "previous" is still loading.
+func TestServerRollbackSwapsBeforeLoadingOthers(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	for n := int64(1); n <= 3; n++ {
+		publishN(t, s, "m", n)
+	}
+	for _, n := range []int64{3, 1, 2} { // production's history: 3, 1; it serves 2
+		require.NoError(t, s.SetAlias(ctx, "m", "production", n))
+	}
+	fl := &fakeLoader{}
+	started := make(chan int64, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	load := func(ctx context.Context, v Version, dir string) (serving.Model, error) {
+		if v.Number == 3 {
+			started <- v.Number
+			<-release
+		}
+		return fl.load(ctx, v, dir)
+	}
+	srv, err := NewServer(s, load, ServerOptions{Policy: Policy{Latest: -1}, PollInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+	prod, err := srv.Model("m", "production")
+	require.NoError(t, err)
+	require.NoError(t, srv.Sync(ctx))
+	require.Equal(t, int64(2), predictVersion(t, prod))
+	require.Equal(t, int64(2), fl.live(), "2 serves, 1 is kept for rollback")
+
+	to, err := s.Rollback(ctx, "m", "production") // serves 1, history 3
+	require.NoError(t, err)
+	require.Equal(t, int64(1), to)
+	done := make(chan error, 1)
+	go func() { done <- srv.Sync(ctx) }()
+	require.Equal(t, int64(3), <-started, "the new previous version loads")
+	cur, ok := srv.Current("m", "production")
+	require.True(t, ok)
+	require.Equal(t, int64(1), cur.Number, "the rollback is served while 3 still loads")
+	require.Equal(t, int64(1), predictVersion(t, prod))
+
+	releaseOnce.Do(func() { close(release) })
+	require.NoError(t, <-done)
+	require.Equal(t, int64(1), predictVersion(t, prod))
+	waitFor(t, "version 2 closed", func() bool { return fl.live() == 2 })
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServerServesLatestWithCorruptAliases(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// syncFirst runs one Sync before the alias table is damaged.
+		syncFirst bool
+		// wantProd is the version production serves after the damage; 0
+		// means none.
+		wantProd int64
+	}{
+		{"fresh start", false, 0},
+		{"damaged while serving", true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			publishN(t, s, "m", 1)
+			publishN(t, s, "m", 2)
+			require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+			var logs lockedBuffer
+			fl := &fakeLoader{}
+			srv := newServer(t, s, fl, ServerOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if tt.syncFirst {
+				require.NoError(t, srv.Sync(ctx))
+			}
+			aliasFile := filepath.Join(s.Root(), "m", AliasesFile)
+			require.NoError(t, os.WriteFile(aliasFile, []byte("{\"format_version\": 1, \"model\": "), 0o644))
+
+			err := srv.Sync(ctx)
+			require.ErrorIs(t, err, ErrCorrupt)
+			latest, err := srv.Model("m", Latest)
+			require.NoError(t, err)
+			require.Equal(t, int64(2), predictVersion(t, latest), "latest serves without the alias table")
+			prod, err := srv.Model("m", "production")
+			require.NoError(t, err)
+			if tt.wantProd == 0 {
+				_, err = prod.Predict(ctx, nil)
+				require.ErrorIs(t, err, ErrNotServing)
+			} else {
+				require.Equal(t, tt.wantProd, predictVersion(t, prod), "the alias stays where it was")
+			}
+			out := logs.String()
+			require.Contains(t, out, "level=ERROR")
+			require.Contains(t, out, aliasFile, "the log names the file")
+
+			// Once repaired, the aliases serve again.
+			require.NoError(t, os.Remove(aliasFile))
+			require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+			require.NoError(t, srv.Sync(ctx))
+			require.Equal(t, int64(1), predictVersion(t, prod))
+		})
+	}
 }

@@ -32,7 +32,8 @@ type Registry interface {
 	Models(ctx context.Context) ([]string, error)
 	// Scan reads one model's versions and aliases. Versions whose manifest
 	// cannot be read are left out of Snapshot.Versions and reported in
-	// Snapshot.Broken; the error is for the model as a whole.
+	// Snapshot.Broken; an alias table that cannot be read is reported in
+	// Snapshot.AliasesErr; the error is for the model as a whole.
 	Scan(ctx context.Context, model string) (Snapshot, error)
 	// Fetch verifies a version's files against its manifest and returns the
 	// local directory that holds them.
@@ -49,6 +50,10 @@ type Snapshot struct {
 	// Broken holds one error per version directory whose manifest could
 	// not be read or decoded.
 	Broken []error
+	// AliasesErr is set when the alias table could not be read or decoded
+	// (ErrCorrupt for a damaged file); Aliases is then empty while Versions
+	// is complete, so "latest" can still be served.
+	AliasesErr error
 }
 
 // Latest returns the newest non-archived version, if any.
@@ -83,7 +88,8 @@ type Options struct {
 //	<root>/<model>/<version>/<files>     the artifacts
 //
 // Versions are published atomically (staged in a hidden directory, fsynced,
-// renamed), so a reader never sees half a version. Writes are serialised by
+// renamed), so a reader never sees half a version. Open sweeps what writers
+// that crashed left behind. Writes are serialised by
 // a mutex within a process and by an advisory file lock across processes;
 // readers take no lock. A Store is safe for concurrent use.
 type Store struct {
@@ -115,25 +121,79 @@ func Open(root string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{root: root, opts: opts, log: log.With("root", root)}, nil
+	s := &Store{root: root, opts: opts, log: log.With("root", root)}
+	s.sweep()
+	return s, nil
+}
+
+// sweep removes what writers that crashed left behind: temporary files of
+// alias tables and manifests, staged versions and renamed-away deletions.
+// It runs under the write lock, so no writer of this or another process is
+// between creating and renaming one of them. It does not wait for the lock:
+// while another process writes, or where the registry cannot be locked (a
+// read-only mount a Server reads), the leftovers stay for a later Open.
+func (s *Store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := tryLockFile(filepath.Join(s.root, ".lock"))
+	if err != nil {
+		s.log.Debug("registry: not sweeping leftovers of interrupted writes", "error", err)
+		return
+	}
+	defer unlock()
+	models, err := s.Models(context.Background())
+	if err != nil {
+		s.log.Warn("registry: cannot list models to sweep", "error", err)
+		return
+	}
+	for _, m := range models {
+		modelDir := filepath.Join(s.root, m)
+		s.removeStale(modelDir)
+		s.sweepFile(filepath.Join(modelDir, AliasesFile))
+		numbers, err := versionNumbers(modelDir)
+		if err != nil {
+			s.log.Warn("registry: cannot list versions to sweep", "model", m, "error", err)
+			continue
+		}
+		for _, n := range numbers {
+			s.sweepFile(filepath.Join(modelDir, strconv.FormatInt(n, 10), ManifestFile))
+		}
+	}
+}
+
+// sweepFile removes the temporary files of interrupted writes of path; a
+// failure is logged, since leftovers only cost disk space.
+func (s *Store) sweepFile(path string) {
+	n, err := atomicfile.Sweep(path)
+	if n > 0 {
+		s.log.Warn("registry: removed leftovers of an interrupted write", "path", path, "files", n)
+	}
+	if err != nil {
+		s.log.Warn("registry: sweeping leftovers failed", "path", path, "error", err)
+	}
 }
 
 // Root returns the registry's root directory.
 func (s *Store) Root() string { return s.root }
+
+// MaxVersion is the largest version number: 2^53, the largest integer
+// every JSON reader (JavaScript's included) holds exactly. Publish refuses
+// numbers above it, so the next automatic number can never overflow.
+const MaxVersion int64 = 1 << 53
 
 // Dir returns the directory of a version (whether or not it exists).
 func (s *Store) Dir(model string, number int64) (string, error) {
 	if err := checkName("model", model); err != nil {
 		return "", err
 	}
-	if number <= 0 {
-		return "", fmt.Errorf("%w: version %d; want > 0", ErrBadInput, number)
+	if number <= 0 || number > MaxVersion {
+		return "", fmt.Errorf("%w: version %d; want 1..%d", ErrBadInput, number, MaxVersion)
 	}
 	return filepath.Join(s.root, model, strconv.FormatInt(number, 10)), nil
 }
 
 // File is one artifact to publish: its content in Data, or the path of a
-// file to copy in Path.
+// regular file to copy in Path (a symbolic link is refused, not followed).
 type File struct {
 	Name string
 	Data []byte
@@ -162,7 +222,10 @@ type Meta struct {
 // Publish adds a new version of model from files, atomically: the version
 // is staged in a hidden directory, every file and the directory are
 // fsynced, and a rename makes it visible at once. A version number that
-// exists already is refused with ErrExists.
+// exists already is refused with ErrExists, one above MaxVersion with
+// ErrBadInput. ctx is checked between chunks of every copy: a cancelled or
+// expired ctx ends the publish with its error wrapped, leaving nothing
+// published and no staging directory behind.
 //
 // The entry is an ONNX entry when Meta.Format is "onnx", or is empty and the
 // entry's name ends in ".onnx". Publish reads its signature
@@ -176,8 +239,8 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 	if err := checkName("model", model); err != nil {
 		return Version{}, err
 	}
-	if meta.Number < 0 {
-		return Version{}, fmt.Errorf("%w: version %d; want > 0, or 0 for the next number", ErrBadInput, meta.Number)
+	if meta.Number < 0 || meta.Number > MaxVersion {
+		return Version{}, fmt.Errorf("%w: version %d; want 1..%d, or 0 for the next number", ErrBadInput, meta.Number, MaxVersion)
 	}
 	if len(files) == 0 {
 		return Version{}, fmt.Errorf("%w: publish %s: no files", ErrBadInput, model)
@@ -192,6 +255,11 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		}
 		if (f.Data != nil) == (f.Path != "") {
 			return Version{}, fmt.Errorf("%w: publish %s: file %q: want exactly one of Data or Path", ErrBadInput, model, f.Name)
+		}
+		if f.Path != "" {
+			if err := checkSource(f.Path); err != nil {
+				return Version{}, fmt.Errorf("publish %s: file %q: %w", model, f.Name, err)
+			}
 		}
 		names[f.Name] = true
 	}
@@ -241,6 +309,9 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		if len(numbers) > 0 {
 			v.Number = numbers[len(numbers)-1] + 1
 		}
+		if v.Number > MaxVersion {
+			return Version{}, fmt.Errorf("%w: publish %s: the next version number %d is above %d; give Meta.Number", ErrBadInput, model, v.Number, MaxVersion)
+		}
 	} else if slices.Contains(numbers, v.Number) {
 		return Version{}, fmt.Errorf("%w: %s version %d", ErrExists, model, v.Number)
 	}
@@ -260,7 +331,7 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		if err := ctx.Err(); err != nil {
 			return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 		}
-		sum, err := writeArtifact(filepath.Join(stage, f.Name), f)
+		sum, err := writeArtifact(ctx, filepath.Join(stage, f.Name), f)
 		if err != nil {
 			return Version{}, fmt.Errorf("registry: publish %s: file %q: %w", model, f.Name, err)
 		}
@@ -279,6 +350,10 @@ func (s *Store) Publish(ctx context.Context, model string, files []File, meta Me
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(stage, ManifestFile), mf, 0o644); err != nil {
+		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
+	}
+	// The last moment a cancelled publish can still leave nothing behind.
+	if err := ctx.Err(); err != nil {
 		return Version{}, fmt.Errorf("registry: publish %s: %w", model, err)
 	}
 	final := filepath.Join(modelDir, strconv.FormatInt(v.Number, 10))
@@ -319,25 +394,66 @@ func entrySignature(path string, files []File, meta Meta) (Signature, error) {
 	return cloneSignature(sig), nil
 }
 
-// writeArtifact writes one file, hashing it on the way, and fsyncs it.
-func writeArtifact(path string, f File) (FileSum, error) {
+// checkSource refuses a File.Path that is a symbolic link or not a regular
+// file: a version holds copies of files, and a link would publish whatever
+// it happens to point at, possibly outside the folder it was picked from.
+func checkSource(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%w: %s is a symbolic link; want a regular file (give the link's target)", ErrBadInput, path)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is a %v; want a regular file", ErrBadInput, path, fi.Mode().Type())
+	}
+	return nil
+}
+
+// openSource opens a File.Path to copy; tests replace it to observe the
+// copy.
+var openSource = func(path string) (io.ReadCloser, error) { return os.Open(path) }
+
+// copyChunk is how much is copied between two looks at the context: small
+// enough that a cancelled publish of a large file stops within
+// milliseconds, large enough that the look costs nothing.
+const copyChunk = 1 << 20
+
+// ctxReader ends a copy with the context's error once it is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p[:min(len(p), copyChunk)])
+}
+
+// writeArtifact writes one file, hashing it on the way, and fsyncs it. It
+// stops with ctx's error when ctx is done mid-copy.
+func writeArtifact(ctx context.Context, path string, f File) (FileSum, error) {
+	var src io.Reader = bytes.NewReader(f.Data)
+	if f.Path != "" {
+		in, err := openSource(f.Path)
+		if err != nil {
+			return FileSum{}, err
+		}
+		defer in.Close()
+		src = in
+	}
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return FileSum{}, err
 	}
 	h := xxhash.New()
-	var n int64
-	if f.Path != "" {
-		var in *os.File
-		in, err = os.Open(f.Path)
-		if err == nil {
-			n, err = io.Copy(io.MultiWriter(out, h), in)
-			in.Close()
-		}
-	} else {
-		var k int
-		k, err = io.MultiWriter(out, h).Write(f.Data)
-		n = int64(k)
+	buf := make([]byte, copyChunk)
+	n, err := io.CopyBuffer(io.MultiWriter(out, h), ctxReader{ctx, src}, buf)
+	if err == nil {
+		err = ctx.Err()
 	}
 	if err == nil {
 		err = out.Sync()
@@ -445,9 +561,11 @@ func (s *Store) Scan(ctx context.Context, model string) (Snapshot, error) {
 		}
 		snap.Versions = append(snap.Versions, v)
 	}
-	snap.Aliases, err = readAliases(modelDir, model)
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("registry: scan %s: %w", model, err)
+	// A damaged alias table must not hide the versions: they are read
+	// independently, and the Server still serves "latest" from them.
+	if snap.Aliases, err = readAliases(modelDir, model); err != nil {
+		snap.Aliases = nil
+		snap.AliasesErr = fmt.Errorf("registry: %s: %w", filepath.Join(modelDir, AliasesFile), err)
 	}
 	return snap, nil
 }
@@ -479,11 +597,14 @@ func (s *Store) Get(ctx context.Context, model string, number int64) (Version, e
 }
 
 // Resolve returns the version an alias points at; Latest names the newest
-// non-archived version.
+// non-archived version, and resolves even when the alias table is damaged.
 func (s *Store) Resolve(ctx context.Context, model, alias string) (Version, error) {
 	snap, err := s.Scan(ctx, model)
 	if err != nil {
 		return Version{}, err
+	}
+	if alias != Latest && snap.AliasesErr != nil {
+		return Version{}, snap.AliasesErr
 	}
 	if alias == Latest {
 		if v, ok := snap.Latest(); ok {
@@ -526,6 +647,9 @@ func (s *Store) Verify(ctx context.Context, model string, number int64) error {
 // Aliases returns a model's aliases, sorted by name.
 func (s *Store) Aliases(ctx context.Context, model string) ([]Alias, error) {
 	snap, err := s.Scan(ctx, model)
+	if err == nil {
+		err = snap.AliasesErr
+	}
 	return snap.Aliases, err
 }
 

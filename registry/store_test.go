@@ -2,9 +2,12 @@ package registry
 
 import (
 	"context"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -522,4 +525,238 @@ func TestLeftoverManifestRewriteIsNotAnArtifact(t *testing.T) {
 	// Other hidden files are not excused.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ".evil"), []byte("x"), 0o644))
 	require.ErrorIs(t, s.Verify(ctx, "m", 1), ErrChecksum)
+}
+
+// cancellingReader cancels its context once n bytes have been read, so a
+// test can end a copy mid-file without a timer.
+type cancellingReader struct {
+	r      io.ReadCloser
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	if c.n -= int64(k); c.n <= 0 {
+		c.cancel()
+	}
+	return k, err
+}
+
+func (c *cancellingReader) Close() error { return c.r.Close() }
+
+// requireNothingPublished checks that model has no version and its folder
+// no staging leftovers.
+func requireNothingPublished(t *testing.T, s *Store, model string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(s.Root(), model))
+	if os.IsNotExist(err) {
+		return
+	}
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.Equal(t, AliasesFile, e.Name(), "a cancelled publish leaves nothing in the model folder")
+	}
+}
+
+func TestPublishCancelledMidCopy(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "big.bin")
+	require.NoError(t, os.WriteFile(src, make([]byte, 8*copyChunk), 0o644))
+	tests := []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		// after, when > 0, cancels the context once that many bytes of
+		// the source were read.
+		after int64
+		want  error
+	}{
+		{"cancelled after the first chunk", func() (context.Context, context.CancelFunc) {
+			return context.WithCancel(context.Background())
+		}, copyChunk, context.Canceled},
+		{"cancelled at the last byte", func() (context.Context, context.CancelFunc) {
+			return context.WithCancel(context.Background())
+		}, 8 * copyChunk, context.Canceled},
+		{"expired deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Unix(0, 0))
+		}, 0, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			var read atomic.Int64
+			orig := openSource
+			t.Cleanup(func() { openSource = orig })
+			openSource = func(path string) (io.ReadCloser, error) {
+				f, err := orig(path)
+				if err != nil || tt.after <= 0 {
+					return f, err
+				}
+				return &countingReader{&cancellingReader{r: f, n: tt.after, cancel: cancel}, &read}, nil
+			}
+			_, err := s.Publish(ctx, "m", []File{{Name: "model.bin", Path: src}}, Meta{})
+			require.ErrorIs(t, err, tt.want)
+			if tt.after > 0 {
+				require.Less(t, read.Load(), tt.after+copyChunk+1, "the copy stops within a chunk of the cancellation")
+			}
+			requireNothingPublished(t, s, "m")
+			vs, err := s.Versions(context.Background(), "m")
+			require.NoError(t, err)
+			require.Empty(t, vs)
+			// The store is usable afterwards, and numbering starts at 1.
+			v, err := s.Publish(context.Background(), "m", []File{{Name: "model.bin", Path: src}}, Meta{})
+			require.NoError(t, err)
+			require.Equal(t, int64(1), v.Number)
+		})
+	}
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+func TestPublishAndVerifyRefuseSymlinks(t *testing.T) {
+	ctx := context.Background()
+	outside := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(outside, []byte("the model bytes"), 0o644))
+
+	t.Run("publish from a link", func(t *testing.T) {
+		s := newStore(t)
+		link := filepath.Join(t.TempDir(), "model.bin")
+		require.NoError(t, os.Symlink(outside, link))
+		_, err := s.Publish(ctx, "m", []File{{Name: "model.bin", Path: link}}, Meta{})
+		require.ErrorIs(t, err, ErrBadInput)
+		require.Contains(t, err.Error(), "symbolic link")
+		requireNothingPublished(t, s, "m")
+	})
+	t.Run("publish from a folder", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Publish(ctx, "m", []File{{Name: "model.bin", Path: t.TempDir()}}, Meta{})
+		require.ErrorIs(t, err, ErrBadInput)
+		requireNothingPublished(t, s, "m")
+	})
+	t.Run("artifact replaced by a link", func(t *testing.T) {
+		s := newStore(t)
+		publishText(t, s, "m", "the model bytes") // same size and hash as outside
+		dir, err := s.Dir("m", 1)
+		require.NoError(t, err)
+		p := filepath.Join(dir, "model.bin")
+		require.NoError(t, os.Remove(p))
+		require.NoError(t, os.Symlink(outside, p))
+		_, _, err = s.Fetch(ctx, "m", 1)
+		require.ErrorIs(t, err, ErrChecksum)
+		require.Contains(t, err.Error(), "want a regular file")
+	})
+	t.Run("verifyFile on a link", func(t *testing.T) {
+		link := filepath.Join(t.TempDir(), "model.bin")
+		require.NoError(t, os.Symlink(outside, link))
+		err := verifyFile(link, FileSum{Name: "model.bin", Size: 15, XXHash64: formatHash(xxhash.Sum64String("the model bytes"))})
+		require.ErrorIs(t, err, ErrChecksum)
+	})
+}
+
+func TestVersionNumbersAreBounded(t *testing.T) {
+	ctx := context.Background()
+	one := []File{{Name: "m", Data: []byte("x")}}
+	tests := []struct {
+		name   string
+		number int64
+		want   error
+	}{
+		{"max int64", math.MaxInt64, ErrBadInput},
+		{"one above the bound", MaxVersion + 1, ErrBadInput},
+		{"the bound", MaxVersion, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			_, err := s.Publish(ctx, "m", one, Meta{Number: tt.number})
+			if tt.want != nil {
+				require.ErrorIs(t, err, tt.want)
+				require.Contains(t, err.Error(), "want 1..")
+				requireNothingPublished(t, s, "m")
+				v, err := s.Publish(ctx, "m", one, Meta{})
+				require.NoError(t, err, "the refused number does not break the next publish")
+				require.Equal(t, int64(1), v.Number)
+				return
+			}
+			require.NoError(t, err)
+			_, err = s.Publish(ctx, "m", one, Meta{})
+			require.ErrorIs(t, err, ErrBadInput, "no number after the bound")
+			vs, err := s.Versions(ctx, "m")
+			require.NoError(t, err)
+			require.Len(t, vs, 1)
+		})
+	}
+	_, err := newStore(t).Dir("m", math.MaxInt64)
+	require.ErrorIs(t, err, ErrBadInput)
+}
+
+func TestOpenSweepsLeftovers(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	publishN(t, s, "m", 1)
+	require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+	modelDir := filepath.Join(s.Root(), "m")
+	vdir, err := s.Dir("m", 1)
+	require.NoError(t, err)
+	// A crash mid-write left these behind.
+	leftovers := []string{
+		filepath.Join(modelDir, "."+AliasesFile+".tmp-0123456789abcdef"),
+		filepath.Join(vdir, "."+ManifestFile+".tmp-fedcba9876543210"),
+		filepath.Join(modelDir, ".stage-0011223344556677", "model.bin"),
+	}
+	for _, p := range leftovers {
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte("{"), 0o644))
+	}
+	kept := filepath.Join(modelDir, "notes.txt") // not ours to remove
+	require.NoError(t, os.WriteFile(kept, []byte("x"), 0o644))
+
+	s2, err := Open(s.Root(), Options{})
+	require.NoError(t, err)
+	for _, p := range leftovers {
+		_, err := os.Stat(p)
+		require.True(t, os.IsNotExist(err), "%s swept", p)
+	}
+	_, err = os.Stat(filepath.Join(modelDir, ".stage-0011223344556677"))
+	require.True(t, os.IsNotExist(err), "stage folder swept")
+	_, err = os.Stat(kept)
+	require.NoError(t, err)
+	v, err := s2.Resolve(ctx, "m", "production")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v.Number)
+	require.NoError(t, s2.Verify(ctx, "m", 1))
+}
+
+func TestCorruptAliasesKeepLatestResolvable(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	publishN(t, s, "m", 1)
+	publishN(t, s, "m", 2)
+	require.NoError(t, s.SetAlias(ctx, "m", "production", 1))
+	require.NoError(t, os.WriteFile(filepath.Join(s.Root(), "m", AliasesFile), []byte("{not json"), 0o644))
+
+	snap, err := s.Scan(ctx, "m")
+	require.NoError(t, err)
+	require.Len(t, snap.Versions, 2)
+	require.ErrorIs(t, snap.AliasesErr, ErrCorrupt)
+	require.Contains(t, snap.AliasesErr.Error(), AliasesFile)
+	v, err := s.Resolve(ctx, "m", Latest)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), v.Number)
+	_, err = s.Resolve(ctx, "m", "production")
+	require.ErrorIs(t, err, ErrCorrupt)
+	_, err = s.Aliases(ctx, "m")
+	require.ErrorIs(t, err, ErrCorrupt)
 }

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -116,6 +117,9 @@ func main() {
 type answer struct {
 	Question string
 	Hits     []rag.Hit
+	// Unknown is set when none of the question's words occur in the
+	// documents, so there is nothing to search for.
+	Unknown bool
 }
 
 func run(ctx context.Context, w io.Writer, questions []string, k int) error {
@@ -125,6 +129,10 @@ func run(ctx context.Context, w io.Writer, questions []string, k int) error {
 	}
 	for _, a := range answers {
 		fmt.Fprintf(w, "Q: %s\n", a.Question)
+		if a.Unknown {
+			fmt.Fprintln(w, "  (none of these words occur in the documents; try asking with words they use)")
+			continue
+		}
 		for i, h := range a.Hits {
 			fmt.Fprintf(w, "  %d. [%s, bytes %d-%d, distance %.3f] %s\n", i+1, h.DocID, h.Start, h.End, h.Distance, oneLine(h.Text))
 		}
@@ -161,10 +169,16 @@ func retrieve(ctx context.Context, questions []string, k int) ([]answer, error) 
 	out := make([]answer, 0, len(questions))
 	for _, q := range questions {
 		hits, err := store.Query(ctx, q, k, rag.QueryOptions{MMR: true, Lambda: 0.7})
+		if errors.Is(err, rag.ErrEmptyQuery) {
+			// A question of stop words and words the documents never
+			// use embeds to nothing; say so and go on to the next one.
+			out = append(out, answer{Question: q, Unknown: true})
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, answer{q, hits})
+		out = append(out, answer{Question: q, Hits: hits})
 	}
 	return out, nil
 }

@@ -26,3 +26,12 @@ func TestRunPrintsAnswers(t *testing.T) {
 	out := buf.String()
 	require.True(t, strings.HasPrefix(out, "Q: waggle dance direction\n  1. [honeybees, bytes "), out)
 }
+
+func TestRunExplainsUnknownWords(t *testing.T) {
+	var buf bytes.Buffer
+	questions := []string{"xylophone quux zzyzx", "what is the", "waggle dance direction"}
+	require.NoError(t, run(context.Background(), &buf, questions, 1))
+	out := buf.String()
+	require.Equal(t, 2, strings.Count(out, "none of these words occur in the documents"), out)
+	require.Contains(t, out, "Q: waggle dance direction\n  1. [honeybees, bytes ", "later questions still get answers")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode"
@@ -273,4 +274,76 @@ func TestHashedFeatures(t *testing.T) {
 	})
 	require.Equal(t, plain("alpha"), weighted("alpha beta"), "weight 0 drops a token")
 	require.Equal(t, make([]float32, 64), weighted("beta"), "no tokens left: zero vector")
+}
+
+func TestQueryZeroEmbedding(t *testing.T) {
+	ctx := context.Background()
+	for _, metric := range []vector.Metric{vector.Cosine, vector.L2, vector.InnerProduct} {
+		t.Run(metric.String(), func(t *testing.T) {
+			idx, err := vector.NewFlat[string](vector.FlatOptions{Dim: 64, Metric: metric})
+			require.NoError(t, err)
+			feat := HashedFeatures(64, Tokenize, func(tok string) float32 {
+				if tok == "alpha" {
+					return 1
+				}
+				return 0 // every other word is unknown
+			})
+			emb := EmbedderFunc(func(_ context.Context, texts []string) ([][]float32, error) {
+				out := make([][]float32, len(texts))
+				for i, text := range texts {
+					out[i] = feat(text)
+				}
+				return out, nil
+			})
+			s, err := NewStore(idx, emb, StoreOptions{})
+			require.NoError(t, err)
+			_, err = s.AddDocuments(ctx, Document{ID: "a", Text: "alpha alpha"})
+			require.NoError(t, err)
+
+			_, err = s.Query(ctx, "zebra quagga", 1, QueryOptions{})
+			require.ErrorIs(t, err, ErrEmptyQuery)
+			require.ErrorIs(t, err, ErrInput)
+			require.Contains(t, err.Error(), `"zebra quagga"`)
+
+			hits, err := s.Query(ctx, "alpha", 1, QueryOptions{})
+			require.NoError(t, err, "the store still answers known words")
+			require.Len(t, hits, 1)
+		})
+	}
+}
+
+// Chunk offsets and numbers read back whatever number type the index
+// returns, before and after a save and load.
+func TestChunkOffsetsSurviveSaveAndLoad(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	_, err := s.AddDocuments(ctx, docs...)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "rag.hnsw")
+	require.NoError(t, s.Index().(*vector.HNSW[string]).Save(ctx, path))
+	loaded, err := vector.LoadHNSW[string](ctx, path, vector.Options{})
+	require.NoError(t, err)
+	s2, err := NewStore(loaded, bowEmbedder(256), StoreOptions{})
+	require.NoError(t, err)
+	byID := map[string]string{}
+	for _, d := range docs {
+		byID[d.ID] = d.Text
+	}
+	for name, st := range map[string]*Store{"in memory": s, "loaded": s2} {
+		hits, err := st.Query(ctx, "beam search with width ef on the bottom layer", 3, QueryOptions{})
+		require.NoError(t, err, name)
+		require.NotEmpty(t, hits, name)
+		for _, h := range hits {
+			require.Equal(t, byID[h.DocID][h.Start:h.End], h.Text, "%s: offsets point into the source", name)
+			require.Positive(t, h.End, name)
+		}
+	}
+	for _, md := range []vector.Metadata{
+		{FieldStart: 3, FieldEnd: 9, FieldChunk: 2},
+		{FieldStart: int64(3), FieldEnd: int64(9), FieldChunk: int64(2)},
+		{FieldStart: 3.0, FieldEnd: 9.0, FieldChunk: 2.0},
+	} {
+		c := chunkOf(md)
+		require.Equal(t, [3]int{3, 9, 2}, [3]int{c.Start, c.End, c.Index}, "%T", md[FieldStart])
+	}
 }

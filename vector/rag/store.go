@@ -23,6 +23,12 @@ const (
 // ErrInput reports a bad document or query.
 var ErrInput = errors.New("rag: bad input")
 
+// ErrEmptyQuery reports a query whose embedding is all zeros: none of its
+// words mean anything to the embedder (only stop words, or words the
+// documents never use), so it has no direction to search in. Errors that
+// match it also match ErrInput.
+var ErrEmptyQuery = errors.New("rag: query embeds to a zero vector")
+
 // Document is a text to index.
 type Document struct {
 	ID       string
@@ -190,7 +196,9 @@ type QueryOptions struct {
 }
 
 // Query embeds text and returns the k best chunks, closest first (or in
-// MMR order).
+// MMR order). A text whose embedding is all zeros returns ErrEmptyQuery:
+// under cosine such a vector has no direction, and under the other metrics
+// it would rank chunks by their norm alone, an answer to no question.
 func (s *Store) Query(ctx context.Context, text string, k int, o QueryOptions) ([]Hit, error) {
 	if k <= 0 {
 		return nil, fmt.Errorf("%w: k is %d, want > 0", vector.ErrInvalidK, k)
@@ -203,6 +211,9 @@ func (s *Store) Query(ctx context.Context, text string, k int, o QueryOptions) (
 		return nil, fmt.Errorf("%w: embedder returned %d vectors for 1 text", ErrEmbedding, len(vecs))
 	}
 	q := vecs[0]
+	if isZero(q) {
+		return nil, fmt.Errorf("%w: %w: %q has no words the embedder knows; rephrase it with the documents' terms", ErrInput, ErrEmptyQuery, text)
+	}
 	fetch := k
 	if o.MMR {
 		fetch = o.Fetch
@@ -241,18 +252,44 @@ func (s *Store) Query(ctx context.Context, text string, k int, o QueryOptions) (
 	return hits, nil
 }
 
+func isZero(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func chunkOf(md vector.Metadata) Chunk {
 	c := Chunk{Metadata: md}
 	c.DocID, _ = md[FieldDoc].(string)
 	c.Text, _ = md[FieldText].(string)
-	if f, ok := md[FieldChunk].(float64); ok {
-		c.Index = int(f)
-	}
-	if f, ok := md[FieldStart].(float64); ok {
-		c.Start = int(f)
-	}
-	if f, ok := md[FieldEnd].(float64); ok {
-		c.End = int(f)
-	}
+	c.Index, _ = intField(md[FieldChunk])
+	c.Start, _ = intField(md[FieldStart])
+	c.End, _ = intField(md[FieldEnd])
 	return c
+}
+
+// intField reads an offset or chunk number: an int as the Store wrote it,
+// or whichever number type the index hands back (a loaded index may give
+// float64 or int64).
+func intField(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case int64:
+		return int(x), true
+	case int32:
+		return int(x), true
+	case uint64:
+		return int(x), true
+	case uint32:
+		return int(x), true
+	case float64:
+		return int(x), true
+	case float32:
+		return int(x), true
+	}
+	return 0, false
 }
