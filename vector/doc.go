@@ -23,6 +23,10 @@
 //	err = idx.Save(ctx, "docs.qvix")
 //	idx2, err := vector.LoadHNSW[string](ctx, "docs.qvix", vector.Options{})
 //
+// Metadata values keep their Go types (string, bool, and every integer and
+// float type) in the index and through Save and Load; filters compare
+// numbers by value across types.
+//
 // Filtered searches walk the graph and skip non-matching items; when a
 // filter matches under Options.ExactFilterBelow of the items (estimated
 // from a sample), or the walk finds fewer than k matches, the matching

@@ -3,6 +3,7 @@ package vector
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 )
 
@@ -252,11 +253,15 @@ func (f *Flat[K]) Save(ctx context.Context, path string) error {
 }
 
 // LoadFlat reads an index written by Flat.Save. A truncated or damaged
-// file returns an error matching ErrCorrupt.
+// file returns an error matching ErrCorrupt. Before reading, it removes the
+// temporary files that Saves to path interrupted by a crash left behind
+// (logging through slog.Default); do not load a path while a Save to it is
+// in flight.
 func LoadFlat[K Key](ctx context.Context, path string) (*Flat[K], error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)
 	}
+	sweep(path, slog.Default())
 	b, err := readVerified(path)
 	if err != nil {
 		return nil, err
@@ -274,8 +279,10 @@ func decodeFlat[K Key](b []byte) (*Flat[K], error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if int64(n)*int64(4*hd.dim) > int64(d.remaining()) {
-		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, n, hd.dim, len(b))
+	// Every item stores its vector, a key and a metadata count: refuse
+	// counts the file cannot hold before allocating for them.
+	if need := int64(n) * (4*int64(hd.dim) + int64(minKeyBytes[K]()) + 4); need > int64(d.remaining()) {
+		return nil, fmt.Errorf("%w: %d vectors of dimension %d need %d bytes, the file has %d left", ErrCorrupt, n, hd.dim, need, d.remaining())
 	}
 	f, err := NewFlat[K](FlatOptions{Dim: int(hd.dim), Metric: Metric(hd.metric)})
 	if err != nil {

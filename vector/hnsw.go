@@ -280,6 +280,8 @@ type searcher struct {
 	mrg2  []cand
 	qbuf  []float32
 	qq    qquery
+	// layers holds the neighbours chosen for a node being linked, per layer.
+	layers [maxLevel + 1][]cand
 }
 
 func (h *HNSW[K]) getSearcher() *searcher {
@@ -466,6 +468,14 @@ func sortCands(c []cand) {
 
 // link inserts the prepared slot s into the graph. The caller holds mu for
 // reading.
+//
+// Searches run against the graph while s is linked, so s must not become
+// reachable (through a neighbour's list or the entry point) before every
+// one of its own lists is written: a walk that reached s on an upper layer
+// would descend into its empty lower lists and end there, returning s
+// alone. Hence three passes: choose the neighbours on every layer (reading
+// only), write s's own lists, and only then add the back-links that make s
+// visible; the entry point moves to s last.
 func (h *HNSW[K]) link(sc *searcher, s uint32) {
 	q := h.vec(s)
 	level := int(h.levels[s])
@@ -473,6 +483,8 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 	if epv == 0 {
 		h.epMu.Lock()
 		if h.ep.Load() == 0 {
+			// The first node: it has no neighbours, so its empty lists are
+			// already complete.
 			h.ep.Store(packEP(s, level))
 			h.epMu.Unlock()
 			return
@@ -485,23 +497,25 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 	for l := top; l > level; l-- {
 		cur, curD = h.greedy(q, cur, curD, l)
 	}
-	for l := min(level, top); l >= 0; l-- {
+	low := min(level, top)
+	for l := low; l >= 0; l-- {
 		h.searchLayer(sc, q, cur, curD, h.opts.EfConstruction, l, nil, true)
 		sc.tmp = append(sc.tmp[:0], sc.res...)
 		sortCands(sc.tmp)
 		if len(sc.tmp) > 0 && sc.tmp[0].id == s { // cannot happen, but never self-link
 			sc.tmp = sc.tmp[1:]
 		}
-		sc.sel = h.selectNeighbors(sc.tmp, h.m, sc.sel)
-		h.setOwnLinks(sc, s, l)
-		// sc.sel is reused by addLink; copy the ids first.
-		nbs := sc.tmp[:0]
-		nbs = append(nbs, sc.sel...)
-		for _, c := range nbs {
-			h.addLink(sc, c.id, s, c.d, l)
-		}
-		if len(nbs) > 0 {
+		sc.layers[l] = h.selectNeighbors(sc.tmp, h.m, sc.layers[l][:0])
+		if nbs := sc.layers[l]; len(nbs) > 0 {
 			cur, curD = nbs[0].id, nbs[0].d
+		}
+	}
+	for l := low; l >= 0; l-- {
+		h.setOwnLinks(sc, s, l, sc.layers[l])
+	}
+	for l := 0; l <= low; l++ {
+		for _, c := range sc.layers[l] {
+			h.addLink(sc, c.id, s, c.d, l)
 		}
 	}
 	if level > top {
@@ -513,20 +527,20 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 	}
 }
 
-// setOwnLinks writes sc.sel as the links of the node s being inserted on
-// layer l. A concurrent insert may already have linked itself into s's list
-// (after reaching s from a higher layer); those links are merged rather than
-// overwritten, so that node keeps its in-link, and the union is pruned with
-// the heuristic when it exceeds the list's capacity.
-func (h *HNSW[K]) setOwnLinks(sc *searcher, s uint32, l int) {
+// setOwnLinks writes sel as the links of the node s being inserted on
+// layer l. Should another insert already have linked itself into s's list,
+// those links are merged rather than overwritten, so that node keeps its
+// in-link, and the union is pruned with the heuristic when it exceeds the
+// list's capacity.
+func (h *HNSW[K]) setOwnLinks(sc *searcher, s uint32, l int, sel []cand) {
 	own := h.list(s, l)
 	mu := &h.stripes[s%nStripes]
 	mu.Lock()
 	defer mu.Unlock()
-	kept := sc.sel
+	kept := sel
 	if n := int(own[0]); n > 0 {
 		q := h.vec(s)
-		merged := append(sc.mrg[:0], sc.sel...)
+		merged := append(sc.mrg[:0], sel...)
 	next:
 		for i := 1; i <= n; i++ {
 			id := own[i]

@@ -202,7 +202,7 @@ func TestUpsertAndDelete(t *testing.T) {
 			it, ok := idx.Get(1)
 			require.True(t, ok)
 			require.Equal(t, []float32{10, 10}, it.Vector)
-			require.Equal(t, 2.0, it.Metadata["v"])
+			require.Equal(t, 2, it.Metadata["v"], "metadata keeps its Go type")
 			res, err := idx.Search(ctx, []float32{0, 0}, 1, SearchOptions{})
 			require.NoError(t, err)
 			require.Equal(t, uint64(2), res[0].ID, "the old version of 1 is gone")

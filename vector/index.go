@@ -42,12 +42,16 @@ type Key interface{ string | uint64 }
 type Item[K Key] struct {
 	ID     K
 	Vector []float32
-	// Metadata holds string, bool and number fields (every Go integer and
-	// float type is accepted and stored as float64) used by filters.
+	// Metadata holds string, bool and number fields used by filters.
 	Metadata Metadata
 }
 
-// Metadata maps field names to string, bool or float64 values.
+// Metadata maps field names to values of type string, bool, int, int8,
+// int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32 or
+// float64. Values keep their Go types in the index and through Save and
+// Load: an int64 stored is an int64 read back. Add refuses any other type
+// (named types defined on these included) with ErrMetadata. Filters compare
+// numbers by value across types.
 type Metadata map[string]any
 
 // Result is one search hit.
@@ -109,7 +113,7 @@ var (
 	ErrDuplicateID = errors.New("vector: duplicate id")
 	// ErrNotFound reports an id that is not in the index.
 	ErrNotFound = errors.New("vector: id not found")
-	// ErrMetadata reports a metadata value that is not a string, bool or number.
+	// ErrMetadata reports a metadata value whose type Metadata cannot hold.
 	ErrMetadata = errors.New("vector: unsupported metadata value")
 	// ErrOptions reports invalid options.
 	ErrOptions = errors.New("vector: invalid options")

@@ -6,9 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -16,7 +16,7 @@ import (
 	"github.com/quiverml/quiver/internal/checkfile"
 )
 
-// File layout (little endian), version 1:
+// File layout (little endian), version 2:
 //
 //	magic "QVIX" | u16 version | u8 kind | u8 key type | u8 metric | u8 0
 //	u32 dim | u32 M | u32 efConstruction | u32 efSearch | u64 seed
@@ -28,9 +28,16 @@ import (
 //
 // Free slots are written as flags 0 with nothing else. Deleted slots that
 // are not compacted yet are written with their links (search walks them).
+//
+// Metadata is a u32 field count, then per field (sorted by name) its name
+// (u32 length + bytes), a u8 type tag and the value: 1 string (u32 length +
+// bytes), 2 bool (u8), 3 float64 (u64 bits), 4 float32 (u32 bits), 5..9
+// int, int8, int16, int32, int64 and 10..14 uint, uint8, uint16, uint32,
+// uint64 (each a u64, two's complement for the signed ones). Version 1
+// differs only in having tags 1 to 3; it is still read.
 const (
 	fileMagic     = "QVIX"
-	fileVersion   = 1
+	fileVersion   = 2
 	kindHNSW      = 1
 	kindFlat      = 2
 	keyTypeString = 1
@@ -136,24 +143,80 @@ func encodeKey[K Key](e *encoder, k K) {
 	}
 }
 
+// Metadata value tags. Each Go type has its own, so a value reads back with
+// the type it was stored with; integers are written as 8 bytes (two's
+// complement for the signed ones), float32 as 4.
+const (
+	tagString  = 1
+	tagBool    = 2
+	tagFloat64 = 3
+	tagFloat32 = 4
+	tagInt     = 5
+	tagInt8    = 6
+	tagInt16   = 7
+	tagInt32   = 8
+	tagInt64   = 9
+	tagUint    = 10
+	tagUint8   = 11
+	tagUint16  = 12
+	tagUint32  = 13
+	tagUint64  = 14
+)
+
 func encodeMeta(e *encoder, m Metadata) {
 	e.u32(uint32(len(m)))
 	for _, k := range sortedKeys(m) {
 		e.str(k)
 		switch v := m[k].(type) {
 		case string:
-			e.u8(1)
+			e.u8(tagString)
 			e.str(v)
 		case bool:
-			e.u8(2)
+			e.u8(tagBool)
 			if v {
 				e.u8(1)
 			} else {
 				e.u8(0)
 			}
 		case float64:
-			e.u8(3)
+			e.u8(tagFloat64)
 			e.u64(math.Float64bits(v))
+		case float32:
+			e.u8(tagFloat32)
+			e.u32(math.Float32bits(v))
+		case int:
+			e.u8(tagInt)
+			e.u64(uint64(v))
+		case int8:
+			e.u8(tagInt8)
+			e.u64(uint64(v))
+		case int16:
+			e.u8(tagInt16)
+			e.u64(uint64(v))
+		case int32:
+			e.u8(tagInt32)
+			e.u64(uint64(v))
+		case int64:
+			e.u8(tagInt64)
+			e.u64(uint64(v))
+		case uint:
+			e.u8(tagUint)
+			e.u64(uint64(v))
+		case uint8:
+			e.u8(tagUint8)
+			e.u64(uint64(v))
+		case uint16:
+			e.u8(tagUint16)
+			e.u64(uint64(v))
+		case uint32:
+			e.u8(tagUint32)
+			e.u64(uint64(v))
+		case uint64:
+			e.u8(tagUint64)
+			e.u64(v)
+		default:
+			// checkMetadata admits only the types above.
+			e.err = fmt.Errorf("%w: field %q holds %T", ErrMetadata, k, v)
 		}
 	}
 }
@@ -288,6 +351,15 @@ func (d *decoder) str() string {
 	return string(d.take(int(n)))
 }
 
+// minKeyBytes is the fewest bytes a key of type K takes in a file: a
+// string's length prefix, or a uint64.
+func minKeyBytes[K Key]() int {
+	if keyTypeOf[K]() == keyTypeString {
+		return 4
+	}
+	return 8
+}
+
 func decodeKey[K Key](d *decoder) K {
 	var k K
 	switch p := any(&k).(type) {
@@ -311,19 +383,90 @@ func decodeMeta(d *decoder) Metadata {
 	m := make(Metadata, n)
 	for range n {
 		k := d.str()
-		switch t := d.u8(); t {
-		case 1:
-			m[k] = d.str()
-		case 2:
-			m[k] = d.u8() != 0
-		case 3:
-			m[k] = math.Float64frombits(d.u64())
+		t := d.u8()
+		var v any
+		switch t {
+		case tagString:
+			v = d.str()
+		case tagBool:
+			v = d.u8() != 0
+		case tagFloat64:
+			v = math.Float64frombits(d.u64())
+		case tagFloat32:
+			v = math.Float32frombits(d.u32())
+		case tagInt, tagInt8, tagInt16, tagInt32, tagInt64:
+			x := int64(d.u64())
+			v = signedOf(t, x)
+			if v == nil {
+				d.fail("metadata field %q holds %d, out of range for its type (tag %d)", k, x, t)
+			}
+		case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:
+			x := d.u64()
+			v = unsignedOf(t, x)
+			if v == nil {
+				d.fail("metadata field %q holds %d, out of range for its type (tag %d)", k, x, t)
+			}
 		default:
 			d.fail("metadata field %q has unknown type %d", k, t)
+		}
+		if d.err != nil {
 			return nil
 		}
+		m[k] = v
 	}
 	return m
+}
+
+// signedOf returns x as the signed type tag t names, or nil when x does
+// not fit in it.
+func signedOf(t uint8, x int64) any {
+	switch t {
+	case tagInt:
+		if int64(int(x)) == x {
+			return int(x)
+		}
+	case tagInt8:
+		if int64(int8(x)) == x {
+			return int8(x)
+		}
+	case tagInt16:
+		if int64(int16(x)) == x {
+			return int16(x)
+		}
+	case tagInt32:
+		if int64(int32(x)) == x {
+			return int32(x)
+		}
+	case tagInt64:
+		return x
+	}
+	return nil
+}
+
+// unsignedOf returns x as the unsigned type tag t names, or nil when x
+// does not fit in it.
+func unsignedOf(t uint8, x uint64) any {
+	switch t {
+	case tagUint:
+		if uint64(uint(x)) == x {
+			return uint(x)
+		}
+	case tagUint8:
+		if uint64(uint8(x)) == x {
+			return uint8(x)
+		}
+	case tagUint16:
+		if uint64(uint16(x)) == x {
+			return uint16(x)
+		}
+	case tagUint32:
+		if uint64(uint32(x)) == x {
+			return uint32(x)
+		}
+	case tagUint64:
+		return x
+	}
+	return nil
 }
 
 // readVerified reads path and checks its trailing checksum.
@@ -375,8 +518,8 @@ func readHeader(d *decoder, kind, keyType uint8) (header, error) {
 	if string(d.take(4)) != fileMagic {
 		return hd, fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if v := d.u16(); d.err == nil && v != fileVersion {
-		return hd, fmt.Errorf("%w: file version %d, this build reads %d", ErrVersion, v, fileVersion)
+	if v := d.u16(); d.err == nil && (v < 1 || v > fileVersion) {
+		return hd, fmt.Errorf("%w: file version %d, this build reads 1 to %d", ErrVersion, v, fileVersion)
 	}
 	hd.kind, hd.keyType, hd.metric = d.u8(), d.u8(), d.u8()
 	d.u8()
@@ -459,6 +602,19 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 	return nil
 }
 
+// sweep removes the temporary files that Saves to path interrupted by a
+// crash left behind. A failure to sweep does not stop the load (the index
+// file may still be readable); it is logged.
+func sweep(path string, logger *slog.Logger) {
+	n, err := atomicfile.Sweep(path)
+	if err != nil {
+		logger.Warn("vector: removing temporary files of interrupted saves", "path", path, "err", err)
+	}
+	if n > 0 {
+		logger.Info("vector: removed temporary files of interrupted saves", "path", path, "files", n)
+	}
+}
+
 // LoadHNSW reads an index written by HNSW.Save. The file's parameters
 // (dimension, metric, M, efConstruction, efSearch) override those in opts;
 // the other options (Workers, ExactFilterBelow, CompactRatio, Quantization,
@@ -467,10 +623,20 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 // whole file in memory) and its checksum verified at the end: a truncated
 // or damaged file returns an error matching ErrCorrupt and no index. A
 // cancelled ctx stops the load between slots and returns ctx.Err() wrapped.
+//
+// Slots that Compact freed are not restored: the loaded index numbers its
+// items densely, so it holds no memory for them. Before reading, LoadHNSW
+// removes the temporary files that Saves to path interrupted by a crash
+// left behind; do not load a path while a Save to it is in flight.
 func LoadHNSW[K Key](ctx context.Context, path string, opts Options) (*HNSW[K], error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)
 	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	sweep(path, logger)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("vector: load: %w", err)
@@ -518,51 +684,64 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 	if n > d.remaining()/2 {
 		return nil, fmt.Errorf("%w: %d slots do not fit in %d bytes", ErrCorrupt, n, d.size)
 	}
-	fl := d.take(2 * n)
+	fl := d.take(2 * n) // valid until the next take
 	if d.err != nil {
 		return nil, d.err
 	}
+	// Free slots cost 2 bytes in the file but a vector and link lists in
+	// memory, so they are not given memory: used slots are renumbered in
+	// order (which keeps the order searches break ties by) and the index is
+	// sized by them alone. remap costs 4 bytes per slot, twice what the file
+	// spent on it.
+	const freeSlot = math.MaxUint32
+	remap := make([]uint32, n)
 	used := 0
 	for s := 0; s < n; s++ {
-		if fl[2*s] != 0 {
-			used++
+		f, lv := fl[2*s], fl[2*s+1]
+		if f&^(flagUsed|flagDeleted) != 0 || f == flagDeleted || lv > maxLevel || (f == 0 && lv != 0) {
+			return nil, fmt.Errorf("%w: slot %d has flags %d level %d", ErrCorrupt, s, f, lv)
 		}
+		if f == 0 {
+			remap[s] = freeSlot
+			continue
+		}
+		remap[s] = uint32(used)
+		used++
 	}
-	// Every used slot stores its vector and a link count: refuse sizes the
-	// file cannot hold before allocating for them.
-	if int64(used)*int64(4*hd.dim+4) > int64(d.remaining()) {
-		return nil, fmt.Errorf("%w: %d vectors of dimension %d do not fit in %d bytes", ErrCorrupt, used, hd.dim, d.size)
+	// Every used slot stores at least its vector, a link count, a key and a
+	// metadata count: refuse counts the file cannot hold before allocating
+	// for them.
+	if need := int64(used) * (4*int64(hd.dim) + 4 + int64(minKeyBytes[K]()) + 4); need > int64(d.remaining()) {
+		return nil, fmt.Errorf("%w: %d vectors of dimension %d need %d bytes, the file has %d left", ErrCorrupt, used, hd.dim, need, d.remaining())
 	}
-	opts.Capacity = max(n, 1)
+	opts.Capacity = max(used, 1)
 	h, err := NewHNSW[K](opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	h.ids = make(map[K]uint32, used)
 	for s := 0; s < n; s++ {
-		f, lv := fl[2*s], fl[2*s+1]
-		if f&^(flagUsed|flagDeleted) != 0 || f == flagDeleted || lv > maxLevel || (f == 0 && lv != 0) {
-			return nil, fmt.Errorf("%w: slot %d has flags %d level %d", ErrCorrupt, s, f, lv)
+		if ns := remap[s]; ns != freeSlot {
+			h.flags[ns], h.levels[ns] = uint32(fl[2*s]), fl[2*s+1]
 		}
-		h.flags[s], h.levels[s] = uint32(f), lv
 	}
 	var live, dead int64
 	for s := 0; s < n; s++ {
 		if s&0xffff == 0xffff && ctx.Err() != nil {
 			return nil, fmt.Errorf("vector: load: %w", ctx.Err())
 		}
-		if h.flags[s] == 0 {
-			h.free = append(h.free, uint32(s))
+		ns := remap[s]
+		if ns == freeSlot {
 			continue
 		}
-		v := h.vec(uint32(s))
+		v := h.vec(ns)
 		d.f32s(v)
 
-		for l := 0; l <= int(h.levels[s]); l++ {
+		for l := 0; l <= int(h.levels[ns]); l++ {
 			if l == 1 {
-				h.upper[s] = make([]uint32, int(h.levels[s])*(h.m+1))
+				h.upper[ns] = make([]uint32, int(h.levels[ns])*(h.m+1))
 			}
-			list := h.list(uint32(s), l)
+			list := h.list(ns, l)
 			cnt := d.u32()
 			if d.err != nil {
 				return nil, d.err
@@ -580,11 +759,14 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 				if int(id) >= n || id == uint32(s) {
 					return nil, fmt.Errorf("%w: slot %d links to %d (slots: %d)", ErrCorrupt, s, id, n)
 				}
-				list[i] = id
+				if remap[id] == freeSlot {
+					return nil, fmt.Errorf("%w: slot %d level %d links to slot %d, which is free", ErrCorrupt, s, l, id)
+				}
+				list[i] = remap[id]
 			}
 		}
-		h.keys[s] = decodeKey[K](d)
-		h.meta[s] = decodeMeta(d)
+		h.keys[ns] = decodeKey[K](d)
+		h.meta[ns] = decodeMeta(d)
 		if d.err != nil {
 			return nil, d.err
 		}
@@ -593,50 +775,45 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 				return nil, fmt.Errorf("%w: slot %d vector holds %v", ErrCorrupt, s, x)
 			}
 		}
-		if h.flags[s]&flagDeleted != 0 {
+		if h.flags[ns]&flagDeleted != 0 {
 			dead++
 			continue
 		}
-		if _, dup := h.ids[h.keys[s]]; dup {
-			return nil, fmt.Errorf("%w: id %s stored twice", ErrCorrupt, keyString(h.keys[s]))
+		if _, dup := h.ids[h.keys[ns]]; dup {
+			return nil, fmt.Errorf("%w: id %s stored twice", ErrCorrupt, keyString(h.keys[ns]))
 		}
-		h.ids[h.keys[s]] = uint32(s)
+		h.ids[h.keys[ns]] = ns
 		live++
 	}
 	if err := d.finish(); err != nil {
 		return nil, err
 	}
-	// Links must point at slots that exist and hold the level linked on.
-	for s := 0; s < n; s++ {
-		if h.flags[s] == 0 {
-			continue
-		}
+	// Links must point at slots that hold the level linked on.
+	for s := 0; s < used; s++ {
 		for l := 0; l <= int(h.levels[s]); l++ {
 			list := h.list(uint32(s), l)
 			for i := uint32(1); i <= list[0]; i++ {
-				if t := list[i]; h.flags[t] == 0 || int(h.levels[t]) < l {
-					return nil, fmt.Errorf("%w: slot %d level %d links to slot %d, which is free or lower", ErrCorrupt, s, l, t)
+				if t := list[i]; int(h.levels[t]) < l {
+					return nil, fmt.Errorf("%w: slot %d level %d links to slot %d, which is lower", ErrCorrupt, s, l, t)
 				}
 			}
 		}
 	}
 	if h.codes != nil {
-		for s := 0; s < n; s++ {
-			if h.flags[s] != 0 {
-				h.setCode(uint32(s))
-			}
+		for s := 0; s < used; s++ {
+			h.setCode(uint32(s))
 		}
 	}
 	if epv != 0 {
 		s, l := unpackEP(epv)
-		if int(s) >= n || h.flags[s] == 0 || int(h.levels[s]) != l {
+		if int(s) >= n || remap[s] == freeSlot || int(h.levels[remap[s]]) != l {
 			return nil, fmt.Errorf("%w: entry point slot %d level %d invalid", ErrCorrupt, s, l)
 		}
+		epv = packEP(remap[s], l)
 	} else if live+dead > 0 {
 		return nil, fmt.Errorf("%w: no entry point in a non-empty index", ErrCorrupt)
 	}
-	slices.Reverse(h.free)
-	h.next = uint32(n)
+	h.next = uint32(used)
 	h.ep.Store(epv)
 	h.live.Store(live)
 	h.deleted.Store(dead)

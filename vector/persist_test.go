@@ -39,7 +39,7 @@ func TestSaveLoadHNSW(t *testing.T) {
 	}
 	it, ok := g.Get("doc-10")
 	require.True(t, ok)
-	require.Equal(t, Metadata{"i": 10.0, "even": true, "tag": "t0"}, it.Metadata)
+	require.Equal(t, Metadata{"i": 10, "even": true, "tag": "t0"}, it.Metadata)
 	_, ok = g.Get("doc-3")
 	require.False(t, ok)
 	// the loaded index keeps working: compaction, inserts
