@@ -12,7 +12,9 @@ const rowCodecVersion = 1
 // MarshalRow validates r against view exactly as Put does and returns its
 // compact binary form (event time, null mask, values), for shared tiers
 // such as Redis. The encoding depends on the view's definition: decode it
-// with the same definition.
+// with the same definition. As in Put, the zero EventTime is encoded as
+// the store's current time and one outside CheckEventTime's range is
+// ErrEventTime.
 func (m *Memory) MarshalRow(view string, r Row) ([]byte, error) {
 	vs, err := m.view(view)
 	if err != nil {
@@ -24,7 +26,11 @@ func (m *Memory) MarshalRow(view string, r Row) ([]byte, error) {
 	}
 	b := make([]byte, 0, 1+16+4*len(e.words))
 	b = append(b, rowCodecVersion)
-	b = binary.LittleEndian.AppendUint64(b, uint64(r.EventTime.UnixNano()))
+	ts := e.ts
+	if e.now {
+		ts = m.nowNanos()
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(ts))
 	b = binary.LittleEndian.AppendUint64(b, e.present)
 	for _, w := range e.words {
 		b = binary.LittleEndian.AppendUint32(b, w)
@@ -37,7 +43,9 @@ func (m *Memory) MarshalRow(view string, r Row) ([]byte, error) {
 }
 
 // UnmarshalRow decodes a MarshalRow encoding of view into a Row for
-// entity. Malformed data is an error wrapping ErrSnapshot.
+// entity. Malformed data is an error wrapping ErrSnapshot. The event time
+// is read as Unix nanoseconds, so every encoding decodes to a time
+// CheckEventTime accepts: nothing wraps.
 func (m *Memory) UnmarshalRow(view, entity string, data []byte) (Row, error) {
 	vs, err := m.view(view)
 	if err != nil {

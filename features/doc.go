@@ -3,7 +3,9 @@
 //
 // A View is a named, typed schema (float32, int64, string and fixed-length
 // embedding features, with defaults) keyed by one entity, with a TTL and a
-// version. Rows are written with an event time (the newest event wins) and
+// version. Rows are written with an event time (the newest event wins; a
+// row without one takes the time of the write; one beyond 1678..2262 is
+// ErrEventTime) and
 // read back as dense row-major float32 matrices ready for a model, with a
 // per-value Status as in Feast (PRESENT, NULL_VALUE, NOT_FOUND,
 // OUTSIDE_MAX_AGE). The TTL is enforced on read; missing, null and expired
@@ -17,7 +19,9 @@
 // freshness histograms and counters (Stats, Collector), per-feature
 // running statistics with a quantile Sketch, and drift reports (PSI,
 // Kolmogorov-Smirnov, Jensen-Shannon) against a reference window. Save and
-// Load snapshot a store to a checksummed, versioned file; Ingest feeds rows
+// Load snapshot a store to a checksummed, versioned file (whatever Put and
+// Register accept, a snapshot holds; Load removes the temporary files of
+// interrupted saves); Ingest feeds rows
 // from a channel or an iterator in batches. Package features/redisstore
 // adds a Redis tier shared by replicas and a Redis Streams source.
 //

@@ -24,6 +24,12 @@ var (
 	// ErrInvalidValue reports a NaN or infinite value that the view's
 	// NaNPolicy rejects.
 	ErrInvalidValue = errors.New("features: invalid value")
+	// ErrTooLarge reports a value beyond what a snapshot can hold: a string
+	// value longer than MaxStringLen bytes.
+	ErrTooLarge = errors.New("features: value too large")
+	// ErrEventTime reports an event time outside the range Unix nanoseconds
+	// in an int64 can represent (about 1678 to 2262; see CheckEventTime).
+	ErrEventTime = errors.New("features: event time out of range")
 	// ErrInvalidEntity reports an empty or oversized entity key.
 	ErrInvalidEntity = errors.New("features: invalid entity key")
 	// ErrBuffer reports a destination buffer too short for the request.

@@ -95,7 +95,7 @@ func RowErrors(err error) int {
 		return 0
 	}
 	rowLevel := func(e error) bool {
-		for _, s := range []error{ErrUnknownFeature, ErrType, ErrDimension, ErrInvalidValue, ErrInvalidEntity} {
+		for _, s := range []error{ErrUnknownFeature, ErrType, ErrDimension, ErrInvalidValue, ErrInvalidEntity, ErrTooLarge, ErrEventTime} {
 			if errors.Is(e, s) {
 				return true
 			}

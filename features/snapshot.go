@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -31,8 +32,8 @@ import (
 const (
 	snapshotMagic   = "QVFSNAP\x00"
 	snapshotVersion = 1
-	maxSnapshotStr  = 1 << 20
-	maxSnapshotView = 1 << 16
+	maxSnapshotStr  = MaxStringLen
+	maxSnapshotView = MaxViews
 )
 
 // Save writes a snapshot of every view and row to path atomically: it
@@ -55,8 +56,24 @@ func (m *Memory) Save(ctx context.Context, path string) error {
 
 // Load reads a snapshot file written by Save into a new store with opts.
 // A truncated, corrupted or unknown-version file is an error wrapping
-// ErrSnapshot, ErrChecksum or ErrVersion, and no store is returned.
+// ErrSnapshot, ErrChecksum or ErrVersion, and no store is returned. Load
+// first removes the temporary files that Saves of path interrupted by a
+// crash left in its folder; call it before any Save of path starts.
 func Load(ctx context.Context, path string, opts Options) (*Memory, error) {
+	// A Save interrupted by a crash leaves its temporary file beside path;
+	// loading is the moment the process owns path and no Save of it can be
+	// in flight yet. A failed sweep costs disk space, not correctness, so it
+	// is logged and loading goes on.
+	if _, err := atomicfile.Sweep(path); err != nil {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		if opts.Name != "" {
+			log = log.With("store", opts.Name)
+		}
+		log.Warn("features: removing temporary files of interrupted saves failed", "path", path, "error", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("features: load snapshot: %w", err)
@@ -352,11 +369,11 @@ func readSnapshot(ctx context.Context, cr *checkfile.Reader, opts Options) (*Mem
 			return fail(err)
 		}
 		v.TTL = timeDuration(ttl)
-		ver, err := sr.uvarint("version", math.MaxInt32)
+		ver, err := sr.uvarint("version", MaxVersion)
 		if err != nil {
 			return fail(err)
 		}
-		capacity, err := sr.uvarint("capacity", 1<<40)
+		capacity, err := sr.uvarint("capacity", MaxCapacity)
 		if err != nil {
 			return fail(err)
 		}

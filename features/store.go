@@ -27,7 +27,8 @@ type Store interface {
 	// Put writes rows. Each row is validated on its own: an invalid row is
 	// not stored (nothing of it), valid rows are, and the errors of the
 	// invalid ones are joined into the result. A row older than the
-	// stored one for its entity is dropped (event time wins).
+	// stored one for its entity is dropped (event time wins); a row with
+	// the zero EventTime takes the time of the write.
 	Put(ctx context.Context, view string, rows ...Row) error
 	// GetMany reads len(entities) dense rows into dst (row-major,
 	// sel.Width() columns each) and one status per selected feature and
@@ -194,6 +195,10 @@ func (m *Memory) Close() error {
 	return nil
 }
 
+// viewLimit is MaxViews; tests lower it, since registering MaxViews views
+// copies the view map once per view.
+var viewLimit = MaxViews
+
 // viewStore holds one view's shards and counters.
 type viewStore struct {
 	m        *Memory
@@ -254,7 +259,10 @@ func (m *Memory) view(name string) (*viewStore, error) {
 
 // Register validates v and adds it. Registering an identical definition
 // again is a no-op; a different definition under a registered name is
-// ErrViewExists.
+// ErrViewExists. A definition a snapshot could not hold (Version above
+// MaxVersion, Capacity above MaxCapacity, a string default longer than
+// MaxStringLen, more than MaxViews views) is ErrInvalidView, so that every
+// registered view survives Save and Load.
 func (m *Memory) Register(v View) error {
 	if m.closed.Load() {
 		return ErrClosed
@@ -271,6 +279,9 @@ func (m *Memory) Register(v View) error {
 			return nil
 		}
 		return fmt.Errorf("%w: %q (version %d) with a different definition", ErrViewExists, v.Name, cur.s.view.Version)
+	}
+	if len(old) >= viewLimit {
+		return v.invalid("the store holds %d views, the most it may hold", viewLimit)
 	}
 	vs := m.newViewStore(s)
 	next := make(map[string]*viewStore, len(old)+1)
@@ -322,7 +333,10 @@ func (m *Memory) Select(view string, features ...string) (*Selection, error) {
 }
 
 // Put writes rows to view (see Store.Put). It never blocks on I/O; ctx is
-// checked once.
+// checked once. Besides the errors of Store.Put, a string value longer
+// than MaxStringLen is ErrTooLarge and an event time outside the range of
+// CheckEventTime is ErrEventTime (the zero EventTime is the write's time,
+// read from Options.Clock): every row Put accepts survives Save and Load.
 func (m *Memory) Put(ctx context.Context, view string, rows ...Row) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("features: put: %w", err)
@@ -334,6 +348,7 @@ func (m *Memory) Put(ctx context.Context, view string, rows ...Row) error {
 	e := vs.enc.Get().(*encoded)
 	defer vs.enc.Put(e)
 	var errs []error
+	var now int64 // the write's time, read once for rows without one
 	for i := range rows {
 		r := &rows[i]
 		if err := vs.s.encode(r, e); err != nil {
@@ -344,7 +359,14 @@ func (m *Memory) Put(ctx context.Context, view string, rows ...Row) error {
 			errs = append(errs, fmt.Errorf("row %d (entity %q): %w", i, r.Entity, err))
 			continue
 		}
-		vs.write(r.Entity, r.EventTime.UnixNano(), e)
+		ts := e.ts
+		if e.now {
+			if now == 0 {
+				now = m.nowNanos()
+			}
+			ts = now
+		}
+		vs.write(r.Entity, ts, e)
 	}
 	return errors.Join(errs...)
 }

@@ -128,9 +128,10 @@ type Row struct {
 	// Entity is the entity key (for example a user id).
 	Entity string
 	// EventTime is when the values were observed. A row never replaces a
-	// stored row with a later EventTime. Set it: the zero time is older
-	// than any other, so such a row never replaces a timed one and is
-	// outside any TTL at once.
+	// stored row with a later EventTime. The zero time means the time of
+	// the write (the store's clock when Put runs), so such a row is fresh
+	// when written and ages from then. A time outside what CheckEventTime
+	// accepts (about 1678 to 2262) is an error wrapping ErrEventTime.
 	EventTime time.Time
 	// Values maps feature names to values.
 	Values map[string]Value

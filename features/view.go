@@ -15,9 +15,39 @@ const (
 	MaxEmbeddingDim = 1 << 16
 	// MaxEntityLen is the longest entity key, in bytes.
 	MaxEntityLen = 4096
+	// MaxStringLen is the longest string value (and string default), in
+	// bytes: what a snapshot holds per string.
+	MaxStringLen = 1 << 20
+	// MaxVersion is the largest View.Version.
+	MaxVersion = math.MaxInt32
+	// MaxCapacity is the largest View.Capacity, in rows.
+	MaxCapacity = 1 << 40
+	// MaxViews is the most views one store holds.
+	MaxViews = 1 << 16
 	// maxNameLen bounds view and feature names.
 	maxNameLen = 256
 )
+
+// The event times a row may carry: those whose Unix nanoseconds fit in an
+// int64, as rows store them.
+var (
+	minEventTime = time.Unix(0, math.MinInt64)
+	maxEventTime = time.Unix(0, math.MaxInt64)
+)
+
+// CheckEventTime returns nil when t can be stored as a row's event time
+// (Unix nanoseconds in an int64: from 1677-09-21 00:12:43.145224192 UTC to
+// 2262-04-11 23:47:16.854775807 UTC) and otherwise an error wrapping
+// ErrEventTime. Times outside that range would wrap around through
+// time.Time.UnixNano and be stored as a different, arbitrary time. The
+// zero time is outside the range; Put reads it as the time of the write.
+func CheckEventTime(t time.Time) error {
+	if t.Before(minEventTime) || t.After(maxEventTime) {
+		return fmt.Errorf("%w: %s, want a time from %s to %s", ErrEventTime, t.UTC().Format(time.RFC3339Nano),
+			minEventTime.UTC().Format(time.RFC3339Nano), maxEventTime.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
 
 // NaNPolicy says what a write does with NaN or infinite float values.
 type NaNPolicy uint8
@@ -75,9 +105,10 @@ type View struct {
 	// eviction and Sweep. Zero means values never expire.
 	TTL time.Duration
 	// Version is a caller-chosen schema version, kept in snapshots and
-	// reports.
+	// reports; 0..MaxVersion.
 	Version int
-	// Capacity bounds the rows held; zero means Options.DefaultCapacity.
+	// Capacity bounds the rows held (0..MaxCapacity); zero means
+	// Options.DefaultCapacity.
 	// Rows are spread over shards by key hash and each shard holds
 	// Capacity/Shards rows (rounded up), so eviction may begin slightly
 	// before Capacity rows when keys spread unevenly. A shard holds at
@@ -117,11 +148,11 @@ func compile(v View) (*schema, error) {
 	if v.TTL < 0 {
 		return nil, v.invalid("TTL %v is negative, want >= 0", v.TTL)
 	}
-	if v.Capacity < 0 {
-		return nil, v.invalid("capacity %d is negative, want >= 0", v.Capacity)
+	if v.Capacity < 0 || v.Capacity > MaxCapacity {
+		return nil, v.invalid("capacity %d, want 0..%d", v.Capacity, MaxCapacity)
 	}
-	if v.Version < 0 {
-		return nil, v.invalid("version %d is negative, want >= 0", v.Version)
+	if v.Version < 0 || v.Version > MaxVersion {
+		return nil, v.invalid("version %d, want 0..%d", v.Version, MaxVersion)
 	}
 	if v.NaN > NaNAllow {
 		return nil, v.invalid("unknown NaN policy %d", v.NaN)
@@ -159,6 +190,9 @@ func compile(v View) (*schema, error) {
 		if !f.Default.IsNull() {
 			if f.Default.kind != f.Kind {
 				return nil, v.invalid("feature %q: default is %s, want %s", f.Name, f.Default.kind, f.Kind)
+			}
+			if f.Kind == KindString && len(f.Default.s) > MaxStringLen {
+				return nil, v.invalid("feature %q: default string of %d bytes, want at most %d", f.Name, len(f.Default.s), MaxStringLen)
 			}
 			if f.Kind == KindEmbedding && len(f.Default.v) != f.Dim {
 				return nil, v.invalid("feature %q: default has %d values, want %d", f.Name, len(f.Default.v), f.Dim)
@@ -201,6 +235,8 @@ func sameDefinition(a, b View) bool {
 
 // encoded is a row validated and laid out for the slab.
 type encoded struct {
+	ts      int64 // event time, Unix nanoseconds; valid when !now
+	now     bool  // the row has no event time: the write's time stands in
 	words   []uint32
 	strs    []string
 	present uint64
@@ -214,6 +250,14 @@ func badFloat(x float32) bool { return math.IsNaN(float64(x)) || math.IsInf(floa
 func (s *schema) encode(r *Row, e *encoded) error {
 	if r.Entity == "" || len(r.Entity) > MaxEntityLen {
 		return fmt.Errorf("%w: view %q: key of %d bytes, want 1..%d", ErrInvalidEntity, s.view.Name, len(r.Entity), MaxEntityLen)
+	}
+	e.now = r.EventTime.IsZero()
+	e.ts = 0
+	if !e.now {
+		if err := CheckEventTime(r.EventTime); err != nil {
+			return fmt.Errorf("view %q: %w", s.view.Name, err)
+		}
+		e.ts = r.EventTime.UnixNano()
 	}
 	if cap(e.words) < s.words {
 		e.words = make([]uint32, s.words)
@@ -259,6 +303,9 @@ func (s *schema) encode(r *Row, e *encoded) error {
 		case KindInt64:
 			w[0], w[1] = uint32(uint64(v.i)), uint32(uint64(v.i)>>32)
 		case KindString:
+			if len(v.s) > MaxStringLen {
+				return fmt.Errorf("%w: view %q feature %q: string of %d bytes, want at most %d", ErrTooLarge, s.view.Name, name, len(v.s), MaxStringLen)
+			}
 			e.strs[s.str[i]] = v.s
 		case KindEmbedding:
 			if len(v.v) != f.Dim {

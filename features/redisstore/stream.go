@@ -81,9 +81,19 @@ func NewStreamSource(rdb redis.UniversalClient, opts StreamOptions) *StreamSourc
 	return s
 }
 
-// Publish appends row to stream in the format StreamSource reads.
+// Publish appends row to stream in the format StreamSource reads. A zero
+// EventTime is published as the time of the call; one outside the range
+// of features.CheckEventTime is an error wrapping features.ErrEventTime
+// and nothing is published.
 func Publish(ctx context.Context, rdb redis.UniversalClient, stream string, v features.View, row features.Row) (string, error) {
-	vals := []any{FieldEntity, row.Entity, FieldEventTime, strconv.FormatInt(row.EventTime.UnixNano(), 10)}
+	at := row.EventTime
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := features.CheckEventTime(at); err != nil {
+		return "", fmt.Errorf("redisstore: publish entity %q: %w", row.Entity, err)
+	}
+	vals := []any{FieldEntity, row.Entity, FieldEventTime, strconv.FormatInt(at.UnixNano(), 10)}
 	for _, f := range v.Features {
 		x, ok := row.Values[f.Name]
 		if !ok || x.IsNull() {
@@ -121,7 +131,9 @@ func formatValue(x features.Value) string {
 	}
 }
 
-// ParseMessage turns stream entry fields into a row of v.
+// ParseMessage turns stream entry fields into a row of v. An event time
+// beyond the int64 range of Unix nanoseconds (about 1678 to 2262) is an
+// error wrapping both ErrMessage and features.ErrEventTime.
 func ParseMessage(v features.View, fields map[string]any) (features.Row, error) {
 	str := func(k string) (string, bool) {
 		x, ok := fields[k]
@@ -141,6 +153,9 @@ func ParseMessage(v features.View, fields map[string]any) (features.Row, error) 
 		return r, fmt.Errorf("%w: entity %q: no %q field", ErrMessage, ent, FieldEventTime)
 	}
 	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return r, fmt.Errorf("%w: entity %q: %s %q: %w", ErrMessage, ent, FieldEventTime, tsText, features.ErrEventTime)
+	}
 	if err != nil {
 		return r, fmt.Errorf("%w: entity %q: %s %q is not Unix nanoseconds", ErrMessage, ent, FieldEventTime, tsText)
 	}

@@ -51,7 +51,7 @@ func TestTierWriteThroughAndReadThrough(t *testing.T) {
 	}
 	require.NoError(t, a.Put(ctx, "user", rows...))
 
-	key := "quiver:features:user:v2:u3"
+	key := "quiver:features:4:user:v2:u3"
 	ttl, err := rdb.PTTL(ctx, key).Result()
 	require.NoError(t, err)
 	require.InDelta(t, float64(time.Hour), float64(ttl), float64(5*time.Second), "TTL maps to the key's expiry")
@@ -107,7 +107,7 @@ func TestTierRejectsInvalidRowsAndSkipsExpired(t *testing.T) {
 	require.ErrorIs(t, err, features.ErrDimension)
 	keys, err := rdb.Keys(ctx, "*").Result()
 	require.NoError(t, err)
-	require.Equal(t, []string{"quiver:features:user:v2:ok"}, keys, "invalid and already-expired rows are not sent")
+	require.Equal(t, []string{"quiver:features:4:user:v2:ok"}, keys, "invalid and already-expired rows are not sent")
 	require.ErrorIs(t, a.Put(ctx, "nope", testRow("x", time.Now(), 1)), features.ErrUnknownView)
 }
 
@@ -119,7 +119,7 @@ func TestTierRecoversAfterScriptFlush(t *testing.T) {
 	require.NoError(t, a.Put(ctx, "user", testRow("a", time.Now(), 1)))
 	require.NoError(t, rdb.ScriptFlush(ctx).Err())
 	require.NoError(t, a.Put(ctx, "user", testRow("b", time.Now(), 1)))
-	require.Equal(t, int64(1), rdb.Exists(ctx, "quiver:features:user:v2:b").Val())
+	require.Equal(t, int64(1), rdb.Exists(ctx, "quiver:features:4:user:v2:b").Val())
 }
 
 func TestTierRedisDown(t *testing.T) {
@@ -127,8 +127,7 @@ func TestTierRedisDown(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	a := newTier(t, rdb)
-	_ = srv.cmd.Process.Kill()
-	_ = srv.cmd.Wait()
+	srv.stop()
 	ctx := context.Background()
 	err := a.Put(ctx, "user", testRow("a", time.Now(), 1))
 	require.ErrorIs(t, err, ErrRedis)
