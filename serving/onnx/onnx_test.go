@@ -319,6 +319,7 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 	x := f32([]int64{64, 64}, seq(64*64, 0.01)...)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
+	ran := make(chan struct{}, 8*20) // one per completed run
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
@@ -328,16 +329,22 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 					errs <- err
 					return
 				}
+				ran <- struct{}{}
 			}
 		}()
 	}
-	time.Sleep(5 * time.Millisecond)
+	<-ran // Close while runs are in progress, not before the first
 	var cwg sync.WaitGroup
+	closeErrs := make(chan error, 3)
 	for i := 0; i < 3; i++ { // concurrent Close
 		cwg.Add(1)
-		go func() { defer cwg.Done(); require.NoError(t, m.Close()) }()
+		go func() { defer cwg.Done(); closeErrs <- m.Close() }()
 	}
 	cwg.Wait()
+	close(closeErrs)
+	for err := range closeErrs {
+		require.NoError(t, err)
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
