@@ -137,7 +137,7 @@ func publishMLP(t testing.TB, s *Store, model string, version int64) Version {
 	return v
 }
 
-func TestONNXLoaderServesCommittedModel(t *testing.T) {
+func TestFileLoaderServesCommittedModel(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	path := filepath.Join("..", "testdata", "models", "mlp.onnx")
@@ -164,7 +164,7 @@ func TestONNXLoaderServesCommittedModel(t *testing.T) {
 	require.Equal(t, before, onnx.LiveSessions())
 }
 
-func TestONNXLoaderRefusesBadVersions(t *testing.T) {
+func TestFileLoaderRefusesBadVersions(t *testing.T) {
 	ctx := context.Background()
 	// Publish refuses these files when their entry is an ONNX entry
 	// (TestPublishChecksONNXEntry); named .model, they are not read at
