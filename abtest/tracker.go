@@ -2,6 +2,7 @@ package abtest
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,14 +94,16 @@ func (t *Tracker) Convert(variant string) error {
 }
 
 // Observe records one value of the experiment's continuous metric (revenue,
-// watch time) for variant. value must be finite.
+// watch time) for variant. value must be finite and within
+// [-MaxReward, MaxReward], so that the running mean and variance stay
+// finite; otherwise Observe returns ErrReward and records nothing.
 func (t *Tracker) Observe(variant string, value float64) error {
 	v, err := t.lookup(variant)
 	if err != nil {
 		return err
 	}
-	if !finite(value) {
-		return fmt.Errorf("%w: metric value %v for variant %q, want a finite number", ErrReward, value, variant)
+	if !finite(value) || math.Abs(value) > MaxReward {
+		return fmt.Errorf("%w: metric value %v for variant %q, want a finite number in [-%g, %g]", ErrReward, value, variant, MaxReward, MaxReward)
 	}
 	v.mu.Lock()
 	v.metric.add(value)

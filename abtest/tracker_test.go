@@ -84,3 +84,25 @@ func TestTrackerStatistics(t *testing.T) {
 	require.False(t, srm.Mismatch)
 	require.Equal(t, 0.0, srm.ChiSquare)
 }
+
+// TestTrackerExtremeValuesKeepStatsFinite alternates values far beyond
+// MaxReward with values at it: the former are refused and leave the
+// variant untouched, and the metric's mean, variance and interval stay
+// finite.
+func TestTrackerExtremeValuesKeepStatsFinite(t *testing.T) {
+	tr := mustTracker(t, "exp", "a", "b")
+	for i := range 1000 {
+		sign := 1.0
+		if i%2 == 1 {
+			sign = -1
+		}
+		require.ErrorIs(t, tr.Observe("a", sign*1e308), ErrReward)
+		require.NoError(t, tr.Observe("b", sign*MaxReward))
+	}
+	st := tr.Stats()
+	require.Zero(t, st[0].Metric.N, "refused values are not recorded")
+	require.Equal(t, uint64(1000), st[1].Metric.N)
+	for _, v := range []float64{st[1].Metric.Mean, st[1].Metric.Variance, st[1].MetricLow, st[1].MetricHigh} {
+		require.False(t, math.IsNaN(v) || math.IsInf(v, 0), "%v", v)
+	}
+}
