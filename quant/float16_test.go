@@ -5,43 +5,26 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/quiverml/quiver/internal/f16"
 	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 )
 
+// TestFloat16Values checks that the quant types convert exactly as the
+// shared conversion (internal/f16, where the rounding is tested
+// exhaustively) does, both ways, on every half value and on floats around
+// each of them.
 func TestFloat16Values(t *testing.T) {
-	cases := []struct {
-		f    float32
-		want Float16
-	}{
-		{1, 0x3c00},
-		{-2, 0xc000},
-		{65504, 0x7bff},
-		{65519.996, 0x7bff},
-		{65520, 0x7c00}, // halfway to the next binade rounds to Inf
-		{1e10, 0x7c00},
-		{float32(math.Inf(-1)), 0xfc00},
-		{0x1p-24, 0x0001},               // smallest subnormal
-		{0x1p-25, 0x0000},               // tie between 0 and 2^-24: even is 0
-		{0x1.8p-25, 0x0001},             // above the tie
-		{0x1.8p-24, 0x0002},             // tie between 1 and 2 subnormal units: even is 2
-		{0x1p-14, 0x0400},               // smallest normal
-		{0x1.ff8p-15, 0x03ff},           // largest subnormal
-		{0x1.ffcp-15, 0x0400},           // tie with the smallest normal: even rounds up into it
-		{1 + 0x1p-11, 0x3c00},           // tie, even mantissa stays
-		{1 + 0x3p-11, 0x3c02},           // tie, odd mantissa rounds up
-		{1 + 0x1p-11 + 0x1p-23, 0x3c01}, // just above the tie
-		{0.1, 0x2e66},
-		{float32(math.Copysign(0, -1)), 0x8000},
-		{1e-30, 0},
+	for h := 0; h < 1<<16; h += 7 {
+		f := f16.ToFloat32(uint16(h))
+		require.Equal(t, math.Float32bits(f), math.Float32bits(Float16(h).Float32()), "%#x", h)
+		for _, x := range []float32{f, math.Nextafter32(f, 0), math.Nextafter32(f, float32(math.Inf(1)))} {
+			require.Equal(t, Float16(f16.FromFloat32(x)), ToFloat16(x), "ToFloat16(%v)", x)
+			require.Equal(t, BFloat16(f16.BF16FromFloat32(x)), ToBFloat16(x), "ToBFloat16(%v)", x)
+		}
 	}
-	for _, tc := range cases {
-		require.Equal(t, tc.want, ToFloat16(tc.f), "ToFloat16(%v)", tc.f)
-	}
-	nan := ToFloat16(float32(math.NaN()))
-	require.True(t, math.IsNaN(float64(nan.Float32())))
 }
 
 func TestBFloat16(t *testing.T) {
