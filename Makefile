@@ -3,15 +3,22 @@ USER_ORT_LIB := $(ONNXRUNTIME_LIB)
 export ONNXRUNTIME_LIB := $(or $(USER_ORT_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
 export CGO_ENABLED := 1
 
-.PHONY: ort test demo bench vet fmt models nocgo
+.PHONY: ort s3gw test demo bench vet fmt models nocgo
 
 # The packages that need cgo: the ONNX Runtime engine, the process-wide ORT
 # environment, and the example programs that serve models on it. Every
 # other package must build with CGO_ENABLED=0; nocgo proves it.
-CGO_PACKAGES := /serving/onnx /internal/ort /examples/quantize /examples/quickstart /examples/rag /examples/registry
+CGO_PACKAGES := /serving/onnx /internal/ort /examples/quantize /examples/quickstart /examples/rag /examples/registry /examples/recommender /examples/online
 
 ort:
 	@ONNXRUNTIME_LIB="$(USER_ORT_LIB)" bash scripts/install-ort.sh
+
+# The S3-compatible server the object-store tests run against (Versity S3
+# gateway, built from the Go module proxy into the ignored third_party/bin).
+VERSITYGW := $(CURDIR)/third_party/bin/versitygw
+export QUIVER_VERSITYGW := $(or $(QUIVER_VERSITYGW),$(VERSITYGW))
+s3gw:
+	@test -x "$(QUIVER_VERSITYGW)" || GOBIN=$(CURDIR)/third_party/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 vet:
 	go vet ./...
@@ -20,7 +27,7 @@ nocgo:
 	CGO_ENABLED=0 go build $$(go list ./... | grep -v $(foreach p,$(CGO_PACKAGES),-e '$(p)$$'))
 	@! go list -deps ./quant | grep -E 'gorgonia|apache/arrow|flatbuffers' || { echo "quant must not depend on the packages above"; exit 1; }
 
-test: ort nocgo
+test: ort s3gw nocgo
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	cd benchmarks && go vet ./...
