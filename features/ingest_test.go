@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -57,7 +58,10 @@ func TestIngestStopsOnContextAndFatalErrors(t *testing.T) {
 	src := make(chan Row, 4)
 	src <- Row{Entity: "a", EventTime: clk.Now(), Values: map[string]Value{"x": Float32(1)}}
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		// Cancel once Ingest has taken the row into its pending batch.
+		for len(src) > 0 {
+			runtime.Gosched()
+		}
 		cancel()
 	}()
 	_, err := Ingest(ctx, m, "v", src, IngestOptions{BatchSize: 100, FlushInterval: time.Hour})

@@ -399,11 +399,12 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 	sel, _ := m.Select("v")
 	const keys = 300 // above capacity: eviction runs too
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	var writers, readers sync.WaitGroup
 	for w := range 2 {
-		wg.Add(1)
+		writers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer writers.Done()
 			vals := make(map[string]Value, 32)
 			for n := 1; ; n++ {
 				select {
@@ -416,11 +417,13 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 				}
 				k := "k" + strconv.Itoa((n*7+w)%keys)
 				if err := m.Put(ctx, "v", Row{Entity: k, EventTime: clk.At(time.Duration(n)), Values: vals}); err != nil {
-					panic(err)
+					errc <- err
+					return
 				}
 				if w == 0 && n%10 == 0 {
 					if err := m.Delete(ctx, "v", "k"+strconv.Itoa(n%keys)); err != nil {
-						panic(err)
+						errc <- err
+						return
 					}
 				}
 			}
@@ -428,9 +431,9 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 	}
 	var bad atomic.Int64
 	for r := range 2 {
-		wg.Add(1)
+		readers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer readers.Done()
 			batch := make([]string, 20)
 			dst, st := make([]float32, 20*32), make([]Status, 20*32)
 			for n := 0; n < 300; n++ {
@@ -438,7 +441,8 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 					batch[i] = "k" + strconv.Itoa((n*13+i*17+r)%keys)
 				}
 				if err := m.GetMany(ctx, sel, batch, dst, st); err != nil {
-					panic(err)
+					errc <- err
+					return
 				}
 				for i := range batch {
 					row := dst[i*32 : (i+1)*32]
@@ -451,15 +455,16 @@ func TestConcurrentReadsSeeWholeRows(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
-	for {
-		if m.Stats().Views[0].Reads >= 2*300*20 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// The readers make 300 reads each while the writers keep writing; the
+	// writers stop once the readers are done.
+	readers.Wait()
 	close(stop)
-	wg.Wait()
+	writers.Wait()
+	close(errc)
+	for err := range errc {
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, m.Stats().Views[0].Reads, uint64(2*300*20))
 	require.Zero(t, bad.Load(), "readers saw rows mixing two writes")
 	n, _ := m.Len("v")
 	require.LessOrEqual(t, n, 200)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -322,7 +323,11 @@ func TestLoadSwapUnderTraffic(t *testing.T) {
 		history = append(history, []int64{next})
 		histMu.Unlock()
 		cur = next
-		time.Sleep(2 * time.Millisecond) // let requests run on each version
+		// Let requests run on each version: wait until a few more have
+		// been answered (or a caller has failed and stopped).
+		for target := requests.Load() + 8; requests.Load() < target && failures.Load() == 0; {
+			runtime.Gosched()
+		}
 	}
 	close(stop)
 	wg.Wait()

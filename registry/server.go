@@ -179,6 +179,8 @@ type Server struct {
 	notServing                             atomic.Uint64
 	lastErr                                atomic.Pointer[errorAt]
 	loadTime                               latency.Histogram // versions that loaded
+
+	now func() time.Time // the clock of RetryAfter; tests replace it
 }
 
 type errorAt struct {
@@ -303,6 +305,7 @@ func NewServer(reg Registry, load Loader, opts ServerOptions) (*Server, error) {
 		models:  map[string]*modelState{},
 		events:  make(chan Event, opts.EventBuffer),
 		poke:    make(chan struct{}, 1),
+		now:     time.Now,
 	}, nil
 }
 
@@ -470,7 +473,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 	for _, v := range snap.Versions {
 		byNum[v.Number] = v
 	}
-	now := time.Now()
+	now := s.now()
 	failedRecently := func(v Version) bool {
 		f, ok := ms.failed[v.Number]
 		return ok && f.created.Equal(v.Created) && now.Sub(f.at) < s.opts.RetryAfter
@@ -485,7 +488,7 @@ func (s *Server) syncModel(ctx context.Context, model string) error {
 		}
 		l, err := s.loadVersion(ctx, v)
 		if err != nil {
-			ms.failed[v.Number] = failure{at: time.Now(), created: v.Created}
+			ms.failed[v.Number] = failure{at: s.now(), created: v.Created}
 			errs = append(errs, err)
 			return false
 		}

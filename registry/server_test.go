@@ -193,18 +193,25 @@ func TestServerRetriesAfterRetryAfter(t *testing.T) {
 	publishN(t, s, "m", 1)
 	var fail atomic.Bool
 	fail.Store(true)
-	srv := newServer(t, s, fl, ServerOptions{RetryAfter: time.Millisecond,
+	srv := newServer(t, s, fl, ServerOptions{RetryAfter: time.Minute,
 		WarmUp: func(context.Context, Version, serving.Model) error {
 			if fail.Load() {
 				return errors.New("cold")
 			}
 			return nil
 		}})
+	start := time.Now()
+	var elapsed atomic.Int64
+	srv.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	h, err := srv.Model("m", "")
 	require.NoError(t, err)
 	require.ErrorIs(t, srv.Sync(ctx), ErrWarmUp)
 	fail.Store(false)
-	time.Sleep(5 * time.Millisecond)
+	elapsed.Store(int64(59 * time.Second))
+	require.NoError(t, srv.Sync(ctx), "a failed version is left alone until RetryAfter has passed")
+	_, live := srv.Current("m", "")
+	require.False(t, live, "not retried before RetryAfter")
+	elapsed.Store(int64(time.Minute))
 	require.NoError(t, srv.Sync(ctx))
 	require.Equal(t, int64(1), predictVersion(t, h))
 }
