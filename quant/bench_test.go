@@ -191,6 +191,32 @@ func BenchmarkQuantizeBFloat16(b *testing.B) {
 	cpu.report(b, 4*benchN)
 }
 
+func BenchmarkDequantizeFloat16(b *testing.B) {
+	x := benchData()
+	h := make([]Float16, len(x))
+	_ = ToFloat16Slice(h, x)
+	b.SetBytes(4 * benchN)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		_ = FromFloat16Slice(x, h)
+	}
+	cpu.report(b, 4*benchN)
+}
+
+func BenchmarkDequantizeBFloat16(b *testing.B) {
+	x := benchData()
+	h := make([]BFloat16, len(x))
+	_ = ToBFloat16Slice(h, x)
+	b.SetBytes(4 * benchN)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		_ = FromBFloat16Slice(x, h)
+	}
+	cpu.report(b, 4*benchN)
+}
+
 var (
 	sinkI int32
 	sinkF float32

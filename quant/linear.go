@@ -3,6 +3,8 @@ package quant
 import (
 	"fmt"
 	"math"
+
+	"github.com/quiverml/quiver/internal/simd"
 )
 
 // Integer is the set of 8-bit element types that QuantizeLinear and
@@ -66,6 +68,18 @@ func quantizeBlock[T Integer](dst []T, x []float32, scale float32, zp T) int {
 	dst = dst[:len(x)]
 	nan := -1
 	i := 0
+	if simd.Convert {
+		// The kernel converts 8 at a time and stops before a group of 8
+		// holding a NaN, which the scalar path takes before going on.
+		for {
+			i += quantizeSIMD(dst[i:], x[i:], scale, lo, hi, zpi)
+			if len(x)-i < 8 {
+				break
+			}
+			nan = quantizeScalar(dst[i:i+8], x[i:i+8], scale, lo, hi, zp, i, nan)
+			i += 8
+		}
+	}
 	for ; i+4 <= len(x); i += 4 {
 		v0 := x[i] / scale
 		v1 := x[i+1] / scale
@@ -136,7 +150,7 @@ func Dequantize[T Integer](dst []float32, q []T, scale float32, zeroPoint T) err
 func dequantizeBlock[T Integer](dst []float32, q []T, scale float32, zp T) {
 	zpi := int32(zp)
 	dst = dst[:len(q)]
-	i := 0
+	i := dequantizeSIMD(dst, q, scale, zpi)
 	for ; i+8 <= len(q); i += 8 {
 		s := q[i : i+8 : i+8]
 		d := dst[i : i+8 : i+8]
@@ -152,6 +166,30 @@ func dequantizeBlock[T Integer](dst []float32, q []T, scale float32, zp T) {
 	for ; i < len(q); i++ {
 		dst[i] = float32(int32(q[i])-zpi) * scale
 	}
+}
+
+// quantizeSIMD runs the vector kernel for T over a prefix of x and
+// returns its length (see simd.QuantizeInt8).
+func quantizeSIMD[T Integer](dst []T, x []float32, scale, lo, hi float32, zp int32) int {
+	switch d := any(dst).(type) {
+	case []int8:
+		return simd.QuantizeInt8(d, x, scale, lo, hi, zp)
+	case []uint8:
+		return simd.QuantizeUint8(d, x, scale, lo, hi, zp)
+	}
+	return 0
+}
+
+// dequantizeSIMD runs the vector kernel for T over a prefix of q and
+// returns its length.
+func dequantizeSIMD[T Integer](dst []float32, q []T, scale float32, zp int32) int {
+	switch c := any(q).(type) {
+	case []int8:
+		return simd.DequantizeInt8(dst, c, scale, zp)
+	case []uint8:
+		return simd.DequantizeUint8(dst, c, scale, zp)
+	}
+	return 0
 }
 
 // axisLayout validates shape and axis for n elements and returns the number

@@ -1,6 +1,11 @@
 package f16
 
-import "math"
+import (
+	"math"
+	"unsafe"
+
+	"github.com/quiverml/quiver/internal/simd"
+)
 
 // FromFloat32 returns the binary16 nearest to f (ties to even).
 func FromFloat32(f float32) uint16 {
@@ -30,13 +35,18 @@ func FromFloat32(f float32) uint16 {
 }
 
 // ToFloat32 returns the binary16 h as a float32, exactly (every binary16,
-// subnormals included, is a float32). NaN stays NaN with its payload.
+// subnormals included, is a float32). NaN stays NaN with its payload, and
+// is quieted.
 func ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
 	switch exp {
 	case 0x1f: // Inf or NaN
+		if mant != 0 {
+			// NaN: quieted, as IEEE 754 conversions (and F16C) do.
+			mant |= 0x200
+		}
 		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
 	case 0:
 		// ±0 or subnormal: mant·2^-24, exact in float32 and cheaper than
@@ -63,10 +73,12 @@ func BF16FromFloat32(f float32) uint16 {
 func BF16ToFloat32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
 
 // FromFloat32s converts src into dst with FromFloat32 over their common
-// length.
+// length, eight or more at a time with F16C where the CPU has it (the same
+// bits).
 func FromFloat32s[T ~uint16](dst []T, src []float32) {
 	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
+	done := simd.F16FromF32(bits(dst[:n]), src[:n])
+	dst, src = dst[done:n], src[done:n]
 	for i, v := range src {
 		dst[i] = T(FromFloat32(v))
 	}
@@ -75,7 +87,8 @@ func FromFloat32s[T ~uint16](dst []T, src []float32) {
 // ToFloat32s converts src into dst with ToFloat32 over their common length.
 func ToFloat32s[T ~uint16](dst []float32, src []T) {
 	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
+	done := simd.F16ToF32(dst[:n], bits(src[:n]))
+	dst, src = dst[done:n], src[done:n]
 	for i, v := range src {
 		dst[i] = ToFloat32(uint16(v))
 	}
@@ -85,7 +98,8 @@ func ToFloat32s[T ~uint16](dst []float32, src []T) {
 // common length.
 func BF16FromFloat32s[T ~uint16](dst []T, src []float32) {
 	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
+	done := simd.BF16FromF32(bits(dst[:n]), src[:n])
+	dst, src = dst[done:n], src[done:n]
 	for i, v := range src {
 		dst[i] = T(BF16FromFloat32(v))
 	}
@@ -95,8 +109,17 @@ func BF16FromFloat32s[T ~uint16](dst []T, src []float32) {
 // common length.
 func BF16ToFloat32s[T ~uint16](dst []float32, src []T) {
 	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
+	done := simd.BF16ToF32(dst[:n], bits(src[:n]))
+	dst, src = dst[done:n], src[done:n]
 	for i, v := range src {
 		dst[i] = BF16ToFloat32(uint16(v))
 	}
+}
+
+// bits views a slice of a uint16-based type as []uint16 (same layout).
+func bits[T ~uint16](s []T) []uint16 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&s[0])), len(s))
 }
