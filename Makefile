@@ -38,7 +38,7 @@ demo: ort
 
 # Every benchmark of the library, then the side-by-side comparisons with peers
 # (the features comparison starts a local redis-server).
-bench: ort
+bench: ort s3gw
 	go test -run '^$$' -bench . -benchmem ./...
 	cd benchmarks && go test -run '^$$' -bench . -benchmem ./...
 
