@@ -340,14 +340,16 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	if epv == 0 {
 		return []Result[K]{}, nil
 	}
-	cur, top := unpackEP(epv)
-	curD := h.dist(q, h.vec(cur))
-	for l := top; l > 0; l-- {
-		cur, curD = h.greedy(q, cur, curD, l)
-	}
+	h.descend(sc, q, epv)
 	if h.codes == nil {
-		h.searchLayer(sc, q, cur, curD, ef, 0, f, false)
+		h.searchLayerSeeds(sc, q, nil, ef, 0, f, false)
 	} else {
+		cur, curD := sc.seeds[0].id, sc.seeds[0].d
+		for _, c := range sc.seeds[1:] {
+			if c.d < curD {
+				cur, curD = c.id, c.d
+			}
+		}
 		ef = max(ef, k*h.opts.RescoreFactor)
 		qq := &sc.qq
 		if len(qq.code) < h.dim {
