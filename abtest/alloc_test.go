@@ -39,4 +39,20 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		i++
 	})
 	require.Zero(t, allocs, "ModelRouter.Predict")
+
+	// Pooled with other replicas, recording and selecting stay in memory.
+	tr := mustTracker(t, "alloc", "a", "b")
+	base := tr.Totals()
+	require.NoError(t, tr.SetPooled(base.Merge(Totals{Counters: map[string]uint64{"requests/a": 10}}), base))
+	allocs = testing.AllocsPerRun(1000, func() {
+		_ = tr.ObserveRequest("a", 1000, false)
+		_ = tr.Expose("a")
+	})
+	require.Zero(t, allocs, "pooled Tracker.ObserveRequest and Expose")
+	b, err := NewThompsonBeta([]string{"x", "y"}, BanditOptions{})
+	require.NoError(t, err)
+	bt := b.Totals()
+	require.NoError(t, b.SetPooled(bt.Merge(Totals{Moments: map[string]Moments{"arm/x": {N: 10, Mean: 0.5, M2: 2.5}}}), bt))
+	allocs = testing.AllocsPerRun(1000, func() { _ = b.Update(b.Select(), 1) })
+	require.Zero(t, allocs, "pooled bandit Select and Update")
 }

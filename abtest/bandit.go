@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 )
 
@@ -93,10 +94,15 @@ type banditCore struct {
 	// choose picks an arm; it runs with mu held.
 	choose func(c *banditCore) int
 
-	mu    sync.Mutex
-	stats []welford
-	pcg   *rand.PCG
-	rng   *rand.Rand
+	mu sync.Mutex
+	// stats are this replica's own rewards. view is what Select and Stats
+	// read: stats itself, or, once pooled (SetPooled), the pooled
+	// statistics of every replica plus this one's rewards since.
+	stats  []welford
+	view   []welford
+	pooled bool
+	pcg    *rand.PCG
+	rng    *rand.Rand
 }
 
 func newCore(kind string, arms []string, seed uint64, p banditParams) (*banditCore, error) {
@@ -118,6 +124,7 @@ func newCore(kind string, arms []string, seed uint64, p banditParams) (*banditCo
 		return nil, err
 	}
 	c.stats = make([]welford, len(arms))
+	c.view = c.stats
 	c.pcg = rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
 	c.rng = rand.New(c.pcg)
 	return c, nil
@@ -159,7 +166,8 @@ func (c *banditCore) Arms() []string { return append([]string(nil), c.arms...) }
 // Kind returns the bandit's kind (KindEpsilonGreedy, ...).
 func (c *banditCore) Kind() string { return c.kind }
 
-// Select returns the arm to play next.
+// Select returns the arm to play next, from the pooled statistics of every
+// replica when they are pooled (see SetPooled).
 func (c *banditCore) Select() string {
 	c.mu.Lock()
 	i := c.choose(c)
@@ -188,17 +196,21 @@ func (c *banditCore) Update(arm string, reward float64) error {
 	}
 	c.mu.Lock()
 	c.stats[i].add(reward)
+	if c.pooled {
+		c.view[i].add(reward)
+	}
 	c.mu.Unlock()
 	return nil
 }
 
-// Stats returns each arm's statistics.
+// Stats returns each arm's statistics: pooled over every replica when they
+// are pooled (see SetPooled), this replica's otherwise.
 func (c *banditCore) Stats() []ArmStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]ArmStats, len(c.arms))
 	for i, a := range c.arms {
-		s := c.stats[i]
+		s := c.view[i]
 		out[i] = ArmStats{Arm: a, Pulls: s.n, Mean: s.mean, Variance: s.variance()}
 	}
 	return out
@@ -220,7 +232,8 @@ type snapshotDoc struct {
 	RNG     []byte        `json:"rng"`
 }
 
-// Snapshot encodes the bandit's state as JSON.
+// Snapshot encodes the bandit's state as JSON. Its statistics are this
+// replica's own rewards, also when they are pooled with other replicas'.
 func (c *banditCore) Snapshot() ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -238,6 +251,10 @@ func (c *banditCore) Snapshot() ([]byte, error) {
 }
 
 // Restore loads a Snapshot taken from a bandit of the same kind and arms.
+// The snapshot replaces this replica's own statistics; pooled statistics
+// are dropped until the state backend pools again, and then count the
+// restored rewards as this replica's (restore a snapshot on one replica
+// only, or the pool counts its rewards once per replica).
 func (c *banditCore) Restore(data []byte) error {
 	var doc snapshotDoc
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -284,14 +301,76 @@ func (c *banditCore) Restore(data []byte) error {
 	defer c.mu.Unlock()
 	c.params = doc.Params
 	c.stats = stats
+	c.view, c.pooled = stats, false
 	c.pcg = pcg
 	c.rng = rand.New(pcg)
 	return nil
 }
 
+// Totals returns this replica's own rewards (never the pooled ones): one
+// Moments per arm, named "arm/" followed by the arm's name (empty arms are
+// left out).
+func (c *banditCore) Totals() Totals {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := Totals{Moments: make(map[string]Moments, len(c.arms))}
+	for i, a := range c.arms {
+		if c.stats[i].n != 0 {
+			t.Moments[armTotal+a] = momentsOf(c.stats[i])
+		}
+	}
+	return t
+}
+
+// armTotal starts the name of an arm's Moments in a bandit's Totals.
+const armTotal = "arm/"
+
+// SetPooled makes Select and Stats use pooled plus the rewards this replica
+// recorded after base was taken (see Poolable): a replica then chooses from
+// what every replica learned. Moments that are invalid for this bandit (a
+// mean outside [0, 1] for Thompson-Beta) return ErrTotals and change
+// nothing; names other than "arm/" and one of the bandit's arms are
+// ignored.
+func (c *banditCore) SetPooled(pooled, base Totals) error {
+	if err := checkTotals(pooled, base); err != nil {
+		return err
+	}
+	read := func(t Totals) ([]welford, error) {
+		out := make([]welford, len(c.arms))
+		for name, m := range t.Moments {
+			arm, ok := strings.CutPrefix(name, armTotal)
+			i, known := c.index[arm]
+			if !ok || !known {
+				continue
+			}
+			if c.kind == KindThompsonBeta && (m.Mean < 0 || m.Mean > 1) {
+				return nil, fmt.Errorf("%w: arm %q: mean reward %v, want [0, 1] for %s", ErrTotals, arm, m.Mean, c.kind)
+			}
+			out[i] = m.welford()
+		}
+		return out, nil
+	}
+	p, err := read(pooled)
+	if err != nil {
+		return err
+	}
+	b, err := read(base)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	view := make([]welford, len(c.arms))
+	for i := range view {
+		view[i] = poolMoments(p[i], b[i], c.stats[i])
+	}
+	c.view, c.pooled = view, true
+	return nil
+}
+
 // untried returns the first arm with no pulls, or -1.
 func (c *banditCore) untried() int {
-	for i, s := range c.stats {
+	for i, s := range c.view {
 		if s.n == 0 {
 			return i
 		}
@@ -334,7 +413,7 @@ func NewEpsilonGreedy(arms []string, opts BanditOptions) (*EpsilonGreedy, error)
 		if i := c.untried(); i >= 0 {
 			return i
 		}
-		return argmax(len(c.arms), func(i int) float64 { return c.stats[i].mean })
+		return argmax(len(c.arms), func(i int) float64 { return c.view[i].mean })
 	}
 	return &EpsilonGreedy{c}, nil
 }
@@ -356,12 +435,12 @@ func NewUCB1(arms []string, opts BanditOptions) (*UCB1, error) {
 			return i
 		}
 		var total uint64
-		for _, s := range c.stats {
+		for _, s := range c.view {
 			total += s.n
 		}
 		lt := math.Log(float64(total))
 		return argmax(len(c.arms), func(i int) float64 {
-			s := c.stats[i]
+			s := c.view[i]
 			return s.mean + math.Sqrt(2*lt/float64(s.n))
 		})
 	}
@@ -388,7 +467,7 @@ func NewThompsonBeta(arms []string, opts BanditOptions) (*ThompsonBeta, error) {
 	}
 	c.choose = func(c *banditCore) int {
 		return argmax(len(c.arms), func(i int) float64 {
-			s := c.stats[i]
+			s := c.view[i]
 			succ := s.mean * float64(s.n)
 			return sampleBeta(c.rng, c.params.PriorAlpha+succ, c.params.PriorBeta+float64(s.n)-succ)
 		})
@@ -418,7 +497,7 @@ func NewThompsonGaussian(arms []string, opts BanditOptions) (*ThompsonGaussian, 
 	c.choose = func(c *banditCore) int {
 		w := c.params.PriorWeight
 		return argmax(len(c.arms), func(i int) float64 {
-			s := c.stats[i]
+			s := c.view[i]
 			n := float64(s.n)
 			m := (w*c.params.PriorMean + n*s.mean) / (w + n)
 			v := (w*c.params.PriorVariance + s.m2) / (w + n)

@@ -81,6 +81,17 @@
 // sample ratio mismatch (chi-square, alert at p < 0.001). The
 // distribution functions come from gonum's distuv.
 //
+// # Replicas
+//
+// Assignment needs no coordination between replicas of a service: it is a
+// hash. What they learn does: a Tracker and the bandits implement
+// Poolable (their own numbers as Totals that add up across replicas, and
+// SetPooled to read everyone's), and an Experiment reports its stops and
+// resumes to Watch functions and applies other replicas' with
+// ApplyChange. Package abtest/redisstate moves both through Redis, so
+// Stats, a Guardrail and a bandit's Select decide from every replica's
+// numbers while the request path stays in memory.
+//
 // # Metrics and logs
 //
 // They follow the rules of package quiver. ModelRouter.Collector and

@@ -28,6 +28,10 @@ var (
 	ErrReward = errors.New("abtest: bad reward")
 	// ErrSnapshot reports snapshot bytes that cannot be restored.
 	ErrSnapshot = errors.New("abtest: bad snapshot")
+	// ErrTotals reports pooled statistics (Totals) that no set of values
+	// could produce: a mean or sum of squares that is not finite, or
+	// negative, or nonzero for zero values.
+	ErrTotals = errors.New("abtest: bad totals")
 	// ErrClosed is returned by calls made after Close.
 	ErrClosed = errors.New("abtest: router is closed")
 )

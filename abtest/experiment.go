@@ -127,6 +127,11 @@ type Experiment struct {
 
 	mu    sync.Mutex // serialises writers of state
 	state atomic.Pointer[expState]
+	seq   uint64 // numbers stops and resumes; guarded by mu
+
+	watchMu  sync.Mutex
+	watchers map[uint64]func(Change)
+	watchID  uint64
 }
 
 // expState is the part of an experiment that can change at run time. It is
@@ -137,7 +142,8 @@ type expState struct {
 	covered  uint32   // units with coverage bucket < covered are enrolled
 	coverage float64
 	layer    *layerGate
-	stopped  []bool // set by Stop, cleared by Resume
+	stopped  []bool     // set by Stop, cleared by Resume
+	stops    []StopInfo // why each stopped variant was stopped
 }
 
 type layerGate struct {
@@ -212,6 +218,7 @@ func NewExperiment(cfg Config) (*Experiment, error) {
 	e.coverage = newPrefix(salt, sepCoverage)
 	e.state.Store(&expState{
 		stopped:  make([]bool, len(weights)),
+		stops:    make([]StopInfo, len(weights)),
 		weights:  weights,
 		bounds:   computeBounds(weights),
 		covered:  fractionToBuckets(coverage),
@@ -341,13 +348,14 @@ func (e *Experiment) toControl(a Assignment, r Reason) Assignment {
 func (e *Experiment) SetWeights(weights map[string]float64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.setWeightsLocked(weights, false)
+	return e.setWeightsLocked(weights, nil)
 }
 
-func (e *Experiment) setWeightsLocked(weights map[string]float64, stop bool) error {
+func (e *Experiment) setWeightsLocked(weights map[string]float64, stop *StopInfo) error {
 	s := e.state.Load()
 	w := append([]float64(nil), s.weights...)
 	stopped := append([]bool(nil), s.stopped...)
+	stops := s.stops
 	for name, x := range weights {
 		i, ok := e.index[name]
 		if !ok {
@@ -357,15 +365,17 @@ func (e *Experiment) setWeightsLocked(weights map[string]float64, stop bool) err
 			return fmt.Errorf("%w: experiment %q: variant %q was stopped; call Resume before giving it weight %v", ErrStopped, e.name, name, x)
 		}
 		w[i] = x
-		if stop {
+		if stop != nil {
 			stopped[i] = true
+			stops = append([]StopInfo(nil), stops...)
+			stops[i] = *stop
 		}
 	}
 	if err := checkWeights(e.name, e.names, w); err != nil {
 		return err
 	}
 	ns := *s
-	ns.weights, ns.bounds, ns.stopped = w, computeBounds(w), stopped
+	ns.weights, ns.bounds, ns.stopped, ns.stops = w, computeBounds(w), stopped, stops
 	e.state.Store(&ns)
 	return nil
 }
@@ -388,26 +398,23 @@ func (e *Experiment) SetCoverage(coverage float64) error {
 // neighbouring ranges, and SetWeights refuses to give it traffic again
 // (ErrStopped) until Resume is called, so a ramp cannot silently undo a
 // guardrail's decision. Stopping the last variant with traffic is an error.
+// The stop is recorded with reason "manual" (see StopWith).
 func (e *Experiment) Stop(variant string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.setWeightsLocked(map[string]float64{variant: 0}, true)
+	return e.StopWith(variant, StopInfo{Reason: StopReasonManual})
+}
+
+// StopWith stops variant as Stop does and records info with it (see
+// StopInfo); an empty info.Reason means "manual" and a zero info.Time the
+// time of the call. Functions registered with Watch are told.
+func (e *Experiment) StopWith(variant string, info StopInfo) error {
+	return e.change(Change{Variant: variant, Stopped: true, Info: info})
 }
 
 // Resume lets SetWeights give a stopped variant traffic again. Its weight
-// stays 0 until then.
+// stays 0 until then. Functions registered with Watch are told when the
+// variant was stopped.
 func (e *Experiment) Resume(variant string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, ok := e.index[variant]
-	if !ok {
-		return fmt.Errorf("%w: experiment %q has no variant %q, want one of %s", ErrUnknownVariant, e.name, variant, quoteList(e.names))
-	}
-	ns := *e.state.Load()
-	ns.stopped = append([]bool(nil), ns.stopped...)
-	ns.stopped[i] = false
-	e.state.Store(&ns)
-	return nil
+	return e.change(Change{Variant: variant, Info: StopInfo{Reason: StopReasonManual}})
 }
 
 // Stopped reports whether variant has been stopped (and not resumed).

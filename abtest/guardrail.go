@@ -170,11 +170,11 @@ func (g *Guardrail) Check() []Decision {
 		default:
 			continue
 		}
-		if err := g.exp.Stop(w.Name); err != nil {
+		d.Time = g.opts.Now()
+		if err := g.exp.StopWith(w.Name, StopInfo{Reason: d.Reason, Time: d.Time}); err != nil {
 			g.opts.Logger.Error("abtest: guardrail could not stop variant", "experiment", g.exp.name, "variant", w.Name, "error", err)
 			continue
 		}
-		d.Time = g.opts.Now()
 		if math.IsNaN(d.ErrorRatePValue) {
 			d.ErrorRatePValue = 1
 		}
@@ -194,8 +194,11 @@ func (g *Guardrail) Decisions() []Decision {
 	return append([]Decision(nil), g.decisions...)
 }
 
-// Stopped reports whether the guardrail has stopped variant. A ramp
-// controller checks it before raising a variant's weight again.
+// Stopped reports whether this guardrail has stopped variant. A ramp
+// controller checks it before raising a variant's weight again. A stop
+// taken by another replica's guardrail and applied here (abtest/redisstate)
+// is not this guardrail's decision: Experiment.Stopped and
+// Experiment.StopInfo report it.
 func (g *Guardrail) Stopped(variant string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -20,11 +20,23 @@ import (
 //
 // Exposures count what the caller records: a Router records one per enrolled
 // request; record them yourself, once per unit, for unit-level analysis.
+//
+// A Tracker counts what happens in this process. Several replicas pool
+// their numbers through a state backend (abtest/redisstate) that reads
+// Totals and calls SetPooled: from then on Stats, Variant, the Compare
+// methods, SRM and a Guardrail report every replica's numbers, while
+// Collector keeps exporting this replica's own (Prometheus sums replicas
+// itself).
 type Tracker struct {
 	experiment string
 	names      []string
 	index      map[string]int
 	vs         []*variantCounters
+	// pool, when set, turns local counts into pooled ones (SetPooled).
+	pool atomic.Pointer[trackerPool]
+
+	totalNamesMu sync.Mutex
+	totalNames   []variantTotalNames // built by the first Totals
 }
 
 type variantCounters struct {
@@ -153,35 +165,55 @@ type VariantStats struct {
 	MetricLow, MetricHigh float64
 }
 
-// Stats returns a snapshot of every variant, in the order given to NewTracker.
+// Stats returns a snapshot of every variant, in the order given to
+// NewTracker: the pooled numbers of every replica when a state backend
+// pools them (see SetPooled), this replica's otherwise.
 func (t *Tracker) Stats() []VariantStats {
+	p := t.pool.Load()
 	out := make([]VariantStats, len(t.names))
-	for i, name := range t.names {
-		out[i] = t.vs[i].snapshot(name)
+	for i := range t.names {
+		out[i] = t.snapshot(i, p)
 	}
 	return out
 }
 
-// Variant returns the snapshot of one variant.
+// Variant returns the snapshot of one variant, pooled like Stats.
 func (t *Tracker) Variant(name string) (VariantStats, error) {
-	v, err := t.lookup(name)
-	if err != nil {
+	i, ok := t.index[name]
+	if !ok {
+		_, err := t.lookup(name)
 		return VariantStats{}, err
 	}
-	return v.snapshot(name), nil
+	return t.snapshot(i, t.pool.Load()), nil
 }
 
-func (v *variantCounters) snapshot(name string) VariantStats {
+func (t *Tracker) snapshot(i int, p *trackerPool) VariantStats {
+	v := t.vs[i]
 	s := VariantStats{
-		Variant:     name,
+		Variant:     t.names[i],
 		Requests:    v.requests.Load(),
 		Errors:      v.errors.Load(),
 		Exposures:   v.exposures.Load(),
 		Conversions: v.conversions.Load(),
 	}
+	v.mu.Lock()
+	metric := v.metric
+	v.mu.Unlock()
+	var pv *variantPool
+	if p != nil {
+		pv = &p.vs[i]
+		s.Requests = addOffset(s.Requests, pv.requests)
+		s.Errors = addOffset(s.Errors, pv.errors)
+		s.Exposures = addOffset(s.Exposures, pv.exposures)
+		s.Conversions = addOffset(s.Conversions, pv.conversions)
+		metric = poolMoments(pv.metric, pv.metricBase, metric)
+	}
 	if s.Requests > 0 {
-		s.ErrorRate = float64(s.Errors) / float64(s.Requests)
+		s.ErrorRate = float64(min(s.Errors, s.Requests)) / float64(s.Requests)
 		lat := v.latency.Snapshot()
+		if pv != nil {
+			pv.apply(&lat)
+		}
 		s.P50 = lat.Quantile(0.50)
 		s.P99 = lat.Quantile(0.99)
 	}
@@ -189,9 +221,7 @@ func (v *variantCounters) snapshot(name string) VariantStats {
 		s.ConversionRate = float64(s.Conversions) / float64(s.Exposures)
 		s.ConversionLow, s.ConversionHigh, _ = WilsonInterval(min(s.Conversions, s.Exposures), s.Exposures)
 	}
-	v.mu.Lock()
-	s.Metric = v.metric.sample()
-	v.mu.Unlock()
+	s.Metric = metric.sample()
 	s.MetricLow, s.MetricHigh, _ = MeanInterval(s.Metric)
 	return s
 }
@@ -236,15 +266,20 @@ func (t *Tracker) SRM(weights []Variant) (SRMResult, error) {
 		w[i] = v.Weight
 	}
 	obs := make([]uint64, len(t.names))
+	p := t.pool.Load()
 	for i, v := range t.vs {
 		obs[i] = v.exposures.Load()
+		if p != nil {
+			obs[i] = addOffset(obs[i], p.vs[i].exposures)
+		}
 	}
 	return SRMCheck(obs, w)
 }
 
 // Collector returns a prometheus.Collector exporting the tracker's
 // per-variant requests, errors, exposures and conversions under the
-// quiver_abtest_ prefix, and request latency as the histogram
+// quiver_abtest_ prefix (this replica's own numbers, also when they are
+// pooled: summing the series of all replicas gives the pooled totals), and request latency as the histogram
 // quiver_abtest_request_seconds, one series per variant (the "variant"
 // label). The caller registers it where it wants; the package registers
 // nothing.
