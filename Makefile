@@ -7,7 +7,8 @@ export CGO_ENABLED := 1
 
 # The packages that need cgo: the ONNX Runtime engine, the process-wide ORT
 # environment, and the example programs that serve models on it. Every
-# other package must build with CGO_ENABLED=0; nocgo proves it.
+# other package must build with CGO_ENABLED=0; nocgo proves it, and runs the
+# pure-Go engine's, the trainer's and the online loop's tests without cgo.
 CGO_PACKAGES := /serving/onnx /internal/ort /examples/quantize /examples/quickstart /examples/rag /examples/registry /examples/recommender /examples/online
 
 ort:
@@ -26,6 +27,7 @@ vet:
 nocgo:
 	CGO_ENABLED=0 go build $$(go list ./... | grep -v $(foreach p,$(CGO_PACKAGES),-e '$(p)$$'))
 	@! go list -deps ./quant | grep -E 'gorgonia|apache/arrow|flatbuffers' || { echo "quant must not depend on the packages above"; exit 1; }
+	CGO_ENABLED=0 go test ./serving/gorgonia/... ./online
 
 test: ort s3gw nocgo
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -45,3 +47,4 @@ bench: ort s3gw
 # Regenerates the committed test models (needs Debian's python3-onnx).
 models:
 	/usr/bin/python3 testdata/models/gen_models.py testdata/models
+	/usr/bin/python3 testdata/models/gen_ops.py testdata/models
