@@ -6,10 +6,19 @@
 //     dynamic Batcher; needs no cgo
 //   - serving/onnx: the ONNX Runtime engine (CPU, CUDA, TensorRT); the one
 //     package that needs cgo
+//   - serving/gorgonia: the pure-Go engine: tabular and small vision ONNX
+//     models on gorgonia graphs, which serving/gorgonia/train trains while
+//     they serve and exports back to ONNX
+//   - serving/oip: Open Inference Protocol (KServe V2) endpoints, REST and
+//     gRPC, over any models or a registry's aliases
 //   - features: an in-memory online feature store with an optional Redis tier
 //   - vector: an HNSW vector index for retrieval-augmented generation
-//   - registry: versioned models with hot reload and rollback
-//   - abtest: A/B, canary, shadow and bandit routing between model variants
+//   - registry: versioned models with hot reload and rollback, in a folder or
+//     an S3-compatible bucket (registry/s3)
+//   - abtest: A/B, canary, shadow and bandit routing between model variants,
+//     shared across replicas through Redis (abtest/redisstate)
+//   - online: the loop that keeps a model learning from outcomes and offers
+//     its candidates as canaries
 //   - quant: quantization helpers for tensors, embeddings and ONNX weights
 //
 // The packages meet through small interfaces (serving.Model above all), so a
