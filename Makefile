@@ -3,7 +3,7 @@ USER_ORT_LIB := $(ONNXRUNTIME_LIB)
 export ONNXRUNTIME_LIB := $(or $(USER_ORT_LIB),$(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1.30.0)
 export CGO_ENABLED := 1
 
-.PHONY: ort s3gw test demo bench vet fmt models nocgo
+.PHONY: ort s3gw test demo quickstart bench vet fmt models nocgo
 
 # The packages that need cgo: the ONNX Runtime engine, the process-wide ORT
 # environment, and the example programs that serve models on it. Every
@@ -35,7 +35,12 @@ test: ort s3gw nocgo
 	cd benchmarks && go vet ./...
 	go test -race -timeout 30m ./...
 
+# The whole service (examples/recommender) driven by its own load generator
+# for 20 seconds; the quickstart is the smallest example.
 demo: ort
+	go run ./examples/recommender -demo 20s
+
+quickstart: ort
 	go run ./examples/quickstart
 
 # Every benchmark of the library, then the side-by-side comparisons with peers
