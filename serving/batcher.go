@@ -28,7 +28,8 @@ type BatcherOptions struct {
 	// whatever is queued runs as soon as a batch slot is free.
 	//
 	// A batch does not wait for rows that cannot come: it runs at once when
-	// it holds MaxBatchSize rows, or when it holds its share of the rows
+	// it holds MaxBatchSize rows (or the adaptive size cap), or when it
+	// holds its share of the rows
 	// outstanding (rows of requests inside Predict, queued, running or being
 	// answered, divided by MaxInFlight; queued rows that cannot join it,
 	// of other shapes or pinned to another model, do not count). When
@@ -37,8 +38,9 @@ type BatcherOptions struct {
 	// waiting would leave a batch slot idle; a lone caller is served at once
 	// instead of after MaxQueueDelay.
 	MaxQueueDelay time.Duration
-	// AlwaysWait makes a batch below MaxBatchSize wait the whole
-	// MaxQueueDelay even when it holds its share of the outstanding rows.
+	// AlwaysWait makes a batch below MaxBatchSize (or below the adaptive
+	// size cap, see Adaptive) wait the whole MaxQueueDelay even when it
+	// holds its share of the outstanding rows.
 	// Outstanding rows count only callers inside Predict, so callers that
 	// spend most of their time between requests, or arrive in bursts from
 	// outside, get small batches by default; AlwaysWait trades their
@@ -60,6 +62,19 @@ type BatcherOptions struct {
 	MaxQueueLength int
 	// MaxInFlight is the most batches running at once. Default GOMAXPROCS.
 	MaxInFlight int
+	// Adaptive sizes batches from measurements. Per shape group (requests
+	// that can merge: same model, same non-batch dimensions) the Batcher
+	// measures the rows per second its batches achieve under each size
+	// cap (powers of two up to MaxBatchSize, or the AllowedBatchSizes) and
+	// caps the group's batches at the size that served the most, trying
+	// its neighbours from time to time and at once when the measurements
+	// move; a model that loses by merging runs its requests one by one
+	// (still MaxInFlight at a time). A new model behind a Pinner starts
+	// afresh. MaxBatchSize still bounds every batch, and a request larger
+	// than the cap runs alone. Default AdaptiveAuto, which is AdaptiveOn;
+	// AdaptiveOff merges up to MaxBatchSize rows whenever they are queued.
+	// Stats.Adaptive reports the sizes chosen and measured.
+	Adaptive Adaptive
 	// KeepModelOpen stops Close from closing the wrapped model.
 	KeepModelOpen bool
 	// Logger receives batch errors. Default slog.Default().
@@ -95,6 +110,10 @@ type Batcher struct {
 	allowed []int
 	stats   *recorder
 	notify  chan struct{} // wakes a worker waiting to form a batch
+	// rungs are the caps adaptive batching chooses among; nil when it is
+	// off. clock times batches for it (Batcher.now, or a test's clock).
+	rungs   []int
+	clock   func() time.Duration
 	workers sync.WaitGroup
 
 	mu       sync.Mutex
@@ -103,6 +122,7 @@ type Batcher struct {
 	queued   int       // queued rows, all keys
 	accepted uint64    // requests accepted into the queue
 	forming  int       // workers waiting on notify for the head's batch
+	useSeq   uint64    // ticks on every use of a shape group, for eviction
 	closing  bool
 	closeErr error
 	once     sync.Once
@@ -139,6 +159,10 @@ type target struct {
 	// returns, so workers reuse the merged input buffers.
 	borrow      bool
 	tensorsOnly bool // every output is a tensor (PredictInto works)
+	// groups are the target's shape groups for adaptive batching, by batch
+	// key; lastGroup is the one used last. Guarded by Batcher.mu.
+	groups    map[uint64]*group
+	lastGroup *group
 }
 
 func (b *Batcher) newTarget(m Model) *target {
@@ -164,6 +188,7 @@ type request struct {
 	into    map[string]Tensor // PredictInto's out map, else nil
 	rows    int
 	key     uint64 // hash of the non-batch dimensions; equal keys are checked exactly
+	grp     *group // adaptive shape group, or nil; set when queued
 	prio    int
 	enq     time.Duration // Batcher.now at arrival
 	done    chan result
@@ -189,28 +214,38 @@ func priorityOf(ctx context.Context) int {
 }
 
 // NewBatcher starts a batcher in front of m. Close the batcher to stop it;
-// it closes m too unless KeepModelOpen is set.
+// it closes m too unless KeepModelOpen is set. Options out of range give an
+// error matching ErrConfig.
 func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
+	return newBatcher(m, opts, nil)
+}
+
+// newBatcher is NewBatcher with the clock that times batches for adaptive
+// batching (nil: Batcher.now).
+func newBatcher(m Model, opts BatcherOptions, clock func() time.Duration) (*Batcher, error) {
 	if m == nil {
-		return nil, errors.New("serving: NewBatcher needs a model")
+		return nil, fmt.Errorf("%w: NewBatcher needs a model, got nil", ErrConfig)
 	}
 	if opts.MaxBatchSize < 0 || opts.MaxQueueLength < 0 || opts.MaxInFlight < 0 {
-		return nil, fmt.Errorf("serving: batcher limits must be >= 0, got MaxBatchSize %d, MaxQueueLength %d, MaxInFlight %d",
-			opts.MaxBatchSize, opts.MaxQueueLength, opts.MaxInFlight)
+		return nil, fmt.Errorf("%w: batcher limits must be >= 0, got MaxBatchSize %d, MaxQueueLength %d, MaxInFlight %d",
+			ErrConfig, opts.MaxBatchSize, opts.MaxQueueLength, opts.MaxInFlight)
+	}
+	if opts.Adaptive < AdaptiveAuto || opts.Adaptive > AdaptiveOn {
+		return nil, fmt.Errorf("%w: Adaptive is %v, want AdaptiveAuto, AdaptiveOff or AdaptiveOn", ErrConfig, opts.Adaptive)
 	}
 	allowed := slices.Clone(opts.AllowedBatchSizes)
 	slices.Sort(allowed)
 	allowed = slices.Compact(allowed)
 	if len(allowed) > 0 {
 		if allowed[0] <= 0 {
-			return nil, fmt.Errorf("serving: allowed batch sizes must be positive, got %v", opts.AllowedBatchSizes)
+			return nil, fmt.Errorf("%w: allowed batch sizes must be positive, got %v", ErrConfig, opts.AllowedBatchSizes)
 		}
 		largest := allowed[len(allowed)-1]
 		if opts.MaxBatchSize == 0 {
 			opts.MaxBatchSize = largest
 		}
 		if opts.MaxBatchSize > largest {
-			return nil, fmt.Errorf("serving: MaxBatchSize %d is larger than the largest allowed batch size %d", opts.MaxBatchSize, largest)
+			return nil, fmt.Errorf("%w: MaxBatchSize %d is larger than the largest allowed batch size %d", ErrConfig, opts.MaxBatchSize, largest)
 		}
 	}
 	if opts.MaxBatchSize == 0 {
@@ -238,6 +273,13 @@ func NewBatcher(m Model, opts BatcherOptions) (*Batcher, error) {
 		stats:   newRecorder(),
 		notify:  make(chan struct{}, 1),
 		epoch:   time.Now(),
+		clock:   clock,
+	}
+	if b.clock == nil {
+		b.clock = b.now
+	}
+	if opts.Adaptive.enabled() {
+		b.rungs = rungsFor(opts.MaxBatchSize, allowed)
 	}
 	if p, ok := m.(Pinner); ok {
 		b.pinner = p
@@ -271,6 +313,7 @@ func (b *Batcher) Stats() Stats {
 	b.mu.Lock()
 	s.QueueLength = b.queue.len()
 	s.Requests = b.accepted
+	s.Adaptive = b.adaptiveStats()
 	b.mu.Unlock()
 	s.InFlight = int(b.inFlight.Load())
 	return s
@@ -378,6 +421,7 @@ func (b *Batcher) submit(ctx context.Context, inputs map[string]Tensor, into map
 		return nil, fmt.Errorf("%w: %d requests queued for %s", ErrOverloaded, b.opts.MaxQueueLength, b.name)
 	}
 	b.accepted++
+	r.grp = b.groupOf(r)
 	b.queue.push(r)
 	b.addRows(r.key, r.rows)
 	// Wake a worker waiting to form a batch only when its decision changes:
@@ -448,7 +492,7 @@ func (b *Batcher) recycle(r *request) {
 		r.span.End()
 	}
 	r.ctx, r.inputs, r.into, r.rows, r.key = nil, nil, nil, 0, 0
-	r.tgt, r.release, r.span = nil, nil, nil
+	r.tgt, r.release, r.span, r.grp = nil, nil, nil, nil
 	clear(r.ins)
 	requestPool.Put(r)
 }
@@ -556,7 +600,11 @@ func (b *Batcher) ready(head *request) bool {
 		return true
 	}
 	rows := b.rowsOf(head.key)
-	if rows >= b.opts.MaxBatchSize {
+	limit := b.opts.MaxBatchSize
+	if head.grp != nil {
+		limit = min(limit, head.grp.cap())
+	}
+	if rows >= limit {
 		return true
 	}
 	if b.opts.AlwaysWait {
@@ -588,8 +636,9 @@ func (b *Batcher) worker() {
 	var bufs []any // merged inputs' data, reused when the model allows it
 	var bufsFor *target
 	bc := new(batchCtx)
+	var last measured
 	for {
-		batch := b.next(timer, buf[:0])
+		batch, tag := b.next(timer, buf[:0], &last)
 		if batch == nil {
 			return
 		}
@@ -599,23 +648,51 @@ func (b *Batcher) worker() {
 				bufs = make([]any, len(tgt.info.Inputs))
 			}
 		}
-		b.runBatch(batch, bufs, bc)
+		if tag.g == nil {
+			b.runBatch(batch, bufs, bc)
+		} else {
+			start := b.clock()
+			if rows := b.runBatch(batch, bufs, bc); rows > 0 {
+				last = measured{batchTag: tag, rows: rows, busy: b.clock() - start}
+			}
+		}
 		clear(batch) // answered requests go back to the pool; hold none
 		buf = batch
 	}
 }
 
+// batchTag says which shape group and size cap a batch was taken under.
+type batchTag struct {
+	g    *group
+	rung int
+	seq  uint64
+}
+
+// measured is what a worker saw of its last batch: rows answered and the
+// time it spent on them.
+type measured struct {
+	batchTag
+	rows int
+	busy time.Duration
+}
+
 // next waits until the oldest request of the highest priority has enough
 // company or has waited MaxQueueDelay, and returns its batch; nil once the
-// batcher is closed and the queue is empty.
-func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
+// batcher is closed and the queue is empty. It first hands last, the
+// worker's previous batch, to its shape group: under the lock it takes
+// anyway, so measuring costs no lock of its own.
+func (b *Batcher) next(timer *time.Timer, buf []*request, last *measured) ([]*request, batchTag) {
 	b.mu.Lock()
+	if last.g != nil {
+		last.g.record(last.rung, last.seq, last.rows, last.busy)
+		*last = measured{}
+	}
 	for {
 		if b.queue.len() == 0 {
 			if b.closing {
 				b.mu.Unlock()
 				b.wake() // let the next worker see it too
-				return nil
+				return nil, batchTag{}
 			}
 			b.forming++
 			b.mu.Unlock()
@@ -630,14 +707,14 @@ func (b *Batcher) next(timer *time.Timer, buf []*request) []*request {
 			wait = b.opts.MaxQueueDelay - (b.now() - head.enq)
 		}
 		if wait <= 0 {
-			batch := b.take(head, buf)
+			batch, tag := b.take(head, buf)
 			// Another worker may be waiting for what is left.
 			wake := b.forming > 0 && b.queue.len() > 0 && b.ready(b.queue.head())
 			b.mu.Unlock()
 			if wake {
 				b.wake()
 			}
-			return batch
+			return batch, tag
 		}
 		b.forming++
 		b.mu.Unlock()
@@ -661,16 +738,23 @@ func (b *Batcher) stopForming() {
 }
 
 // take removes from the queue the head and the requests that can join it,
-// in priority order, up to MaxBatchSize rows (or the batch's share of the
-// outstanding rows, when smaller); b.mu must be held.
-func (b *Batcher) take(head *request, batch []*request) []*request {
-	if !head.tgt.info.Batchable || head.rows >= b.opts.MaxBatchSize || head.rows == 0 {
+// in priority order, up to MaxBatchSize rows or the head's adaptive cap
+// (or the batch's share of the outstanding rows, when smaller); b.mu must
+// be held.
+func (b *Batcher) take(head *request, batch []*request) ([]*request, batchTag) {
+	limit := b.opts.MaxBatchSize
+	var tag batchTag
+	if g := head.grp; g != nil {
+		tag.g = g
+		tag.rung, tag.seq = g.pick()
+		limit = min(limit, g.rungs[tag.rung])
+	}
+	if !head.tgt.info.Batchable || head.rows >= limit || head.rows == 0 {
 		b.remove(head)
-		return append(batch, head)
+		return append(batch, head), tag
 	}
 	// A batch takes no more than its share of the outstanding rows, so the
 	// rows left queued can fill the next batch slot at once.
-	limit := b.opts.MaxBatchSize
 	if !b.opts.AlwaysWait {
 		k := int64(b.opts.MaxInFlight)
 		if share := int((b.outstanding.Load() + k - 1) / k); share < limit {
@@ -681,10 +765,12 @@ func (b *Batcher) take(head *request, batch []*request) []*request {
 		return r == head || (r.key == head.key && r.tgt == head.tgt && r.rows > 0 && b.sameDims(head, r))
 	})
 	b.addRows(head.key, -rows)
-	return batch
+	return batch, tag
 }
 
-func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
+// runBatch runs a batch and answers its requests; it returns the rows
+// answered without error.
+func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) int {
 	b.inFlight.Add(1)
 	defer b.inFlight.Add(-1)
 	start := b.now()
@@ -704,7 +790,7 @@ func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
 		live = append(live, r)
 	}
 	if len(live) == 0 {
-		return
+		return 0
 	}
 	tgt := live[0].tgt
 	if len(live) == 1 && !b.needsPadding(tgt, live[0].rows) {
@@ -719,12 +805,16 @@ func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
 			out = nil
 		}
 		end := b.now()
-		b.stats.batch(r.rows, 0, end-start)
+		rows := r.rows // r is its caller's again once answered
+		b.stats.batch(rows, 0, end-start)
 		if err == nil {
 			b.stats.latency.observe(end - r.enq)
 		}
 		b.answer(r, out, err)
-		return
+		if err != nil {
+			return 0
+		}
+		return rows
 	}
 	rows := 0
 	for _, r := range live {
@@ -734,7 +824,7 @@ func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
 	inputs, err := mergeInputs(tgt.info, live, padded, bufs)
 	if err != nil {
 		b.failAll(live, err)
-		return
+		return 0
 	}
 	ctx, span := b.batchContext(bc, live, rows, padded)
 	out, err := tgt.model.Predict(ctx, inputs)
@@ -749,18 +839,19 @@ func (b *Batcher) runBatch(batch []*request, bufs []any, bc *batchCtx) {
 	b.stats.batch(rows, padded-rows, end-start)
 	if err != nil {
 		b.failAll(live, err)
-		return
+		return 0
 	}
 	parts, err := splitOutputs(out, live, padded)
 	if err != nil {
 		b.opts.Logger.Error("serving: cannot split batch outputs", "model", tgt.info.Name, "error", err)
 		b.failAll(live, err)
-		return
+		return 0
 	}
 	for i, r := range live {
 		b.stats.latency.observe(end - r.enq)
 		b.answer(r, parts[i], nil)
 	}
+	return rows
 }
 
 func (b *Batcher) needsPadding(tgt *target, rows int) bool { return b.paddedSize(tgt, rows) != rows }

@@ -115,7 +115,7 @@ func TestBatchedEqualsAlone(t *testing.T) {
 			require.NoError(t, err)
 			info := m.Info()
 			require.Equal(t, c.batched, info.Batchable, info.BatchReason)
-			b, err := NewBatcher(m, BatcherOptions{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond, AlwaysWait: true})
+			b, err := NewBatcher(m, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond, AlwaysWait: true})
 			require.NoError(t, err)
 			defer b.Close()
 
@@ -180,22 +180,22 @@ func waitQueued(t *testing.T, b *Batcher, n int) {
 
 func TestBatcherRespectsMaxBatchSize(t *testing.T) {
 	f := &servingtest.Doubler{Gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 4, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
-	var wg sync.WaitGroup
+	var cs callers
 	for i := 0; i < 12; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), 2))
-			require.NoError(t, err)
-			require.Equal(t, []float32{2 * float32(i), 2 * float32(i)}, out["y"].Tensor.Data)
-		}()
+			if err != nil {
+				return err
+			}
+			return expect("answer", []float32{2 * float32(i), 2 * float32(i)}, out["y"].Tensor.Data)
+		})
 	}
 	// 4 rows are taken at once (a full batch does not wait), the rest queue.
 	waitQueued(t, b, 8)
 	close(f.Gate)
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.NoError(t, b.Close())
 	for _, n := range f.Runs() {
 		require.LessOrEqual(t, n, 4)
@@ -220,7 +220,7 @@ func TestBatcherDoesNotWaitForRowsThatCannotCome(t *testing.T) {
 	require.Equal(t, []int{1, 1, 1}, f.Runs())
 
 	// AlwaysWait keeps the lone request waiting for company.
-	w, err := NewBatcher(&servingtest.Doubler{}, BatcherOptions{MaxQueueDelay: time.Hour, AlwaysWait: true})
+	w, err := NewBatcher(&servingtest.Doubler{}, BatcherOptions{Adaptive: AdaptiveOff, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
 	defer w.Close()
 	short, cancelShort := context.WithTimeout(context.Background(), 30*time.Millisecond)
@@ -231,18 +231,16 @@ func TestBatcherDoesNotWaitForRowsThatCannotCome(t *testing.T) {
 
 func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
 	f := &servingtest.Doubler{Gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxInFlight: 2, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 64, MaxInFlight: 2, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
-	var wg sync.WaitGroup
+	var cs callers
 	send := func(n int) {
 		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			cs.Go(func() error {
 				_, err := b.Predict(context.Background(), servingtest.Row(1, 1))
-				require.NoError(t, err)
-			}()
+				return err
+			})
 		}
 	}
 	// One request holds the first slot. The requests queued behind it hold
@@ -254,7 +252,7 @@ func TestBatcherSplitsOutstandingRowsOverSlots(t *testing.T) {
 	send(6)
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 2 }, 5*time.Second, time.Millisecond)
 	close(f.Gate)
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.Equal(t, 7, sum(f.Runs()))
 }
 
@@ -263,14 +261,12 @@ func TestBatcherPriorities(t *testing.T) {
 	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 1, MaxInFlight: 1})
 	require.NoError(t, err)
 	defer b.Close()
-	var wg sync.WaitGroup
+	var cs callers
 	send := func(v float32, prio int) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			_, err := b.Predict(WithPriority(context.Background(), prio), servingtest.Row(v, 1))
-			require.NoError(t, err)
-		}()
+			return err
+		})
 	}
 	send(100, 0) // occupies the only slot, blocked on the gate
 	require.Eventually(t, func() bool { return b.Stats().InFlight == 1 && b.Stats().QueueLength == 0 }, 5*time.Second, time.Millisecond)
@@ -283,7 +279,7 @@ func TestBatcherPriorities(t *testing.T) {
 	send(4, 5)
 	waitQueued(t, b, 4)
 	close(f.Gate)
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.Equal(t, []float32{100, 3, 2, 4, 1}, f.Firsts(), "higher priority first, then arrival order")
 }
 
@@ -333,22 +329,22 @@ func TestBatcherDropsExpiredRequestsBeforeRun(t *testing.T) {
 
 func TestBatcherPadsToAllowedSizes(t *testing.T) {
 	f := &servingtest.Doubler{}
-	b, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, AllowedBatchSizes: []int{8, 4, 1}, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
-	var wg sync.WaitGroup
+	var cs callers
 	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			out, err := b.Predict(context.Background(), servingtest.Row(float32(i+1), 2))
-			require.NoError(t, err)
-			require.Equal(t, []int64{1, 2}, out["y"].Tensor.Shape, "padding dropped")
-			require.Equal(t, []float32{2 * float32(i+1), 2 * float32(i+1)}, out["y"].Tensor.Data)
-		}()
+			if err != nil {
+				return err
+			}
+			return errors.Join(expect("shape (padding dropped)", []int64{1, 2}, out["y"].Tensor.Shape),
+				expect("answer", []float32{2 * float32(i+1), 2 * float32(i+1)}, out["y"].Tensor.Data))
+		})
 	}
 	waitQueued(t, b, 3)
 	require.NoError(t, b.Close()) // closing flushes the partial batch without waiting the delay
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.Equal(t, []int{4}, f.Runs(), "3 rows padded to 4")
 	require.Equal(t, uint64(1), b.Stats().Padding)
 	require.Equal(t, map[int]uint64{3: 1}, b.Stats().BatchSizes)
@@ -356,21 +352,21 @@ func TestBatcherPadsToAllowedSizes(t *testing.T) {
 
 func TestBatcherMergesOnlyMatchingShapes(t *testing.T) {
 	f := &servingtest.Doubler{}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1, AlwaysWait: true})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 64, MaxQueueDelay: 50 * time.Millisecond, MaxInFlight: 1, AlwaysWait: true})
 	require.NoError(t, err)
 	defer b.Close()
-	var wg sync.WaitGroup
+	var cs callers
 	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			k := 2 + i%2 // widths 2 and 3 must not share a run
 			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), k))
-			require.NoError(t, err)
-			require.Equal(t, []int64{1, int64(k)}, out["y"].Tensor.Shape)
-		}()
+			if err != nil {
+				return err
+			}
+			return expect("shape", []int64{1, int64(k)}, out["y"].Tensor.Shape)
+		})
 	}
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.Len(t, f.Runs(), 2)
 	require.ElementsMatch(t, []int{3, 3}, f.Runs())
 }
@@ -393,16 +389,17 @@ func TestBatcherRunErrorReachesEveryRequest(t *testing.T) {
 	b, err := NewBatcher(f, BatcherOptions{MaxQueueDelay: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer b.Close()
-	var wg sync.WaitGroup
+	var cs callers
 	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			_, err := b.Predict(context.Background(), servingtest.Row(1, 1))
-			require.ErrorIs(t, err, boom)
-		}()
+			if !errors.Is(err, boom) {
+				return fmt.Errorf("got %v, want the run's error", err)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.Equal(t, uint64(4), b.Stats().Errors[ErrKindRun])
 }
 
@@ -425,29 +422,38 @@ func TestBatcherBadInput(t *testing.T) {
 
 func TestBatcherOptionsValidation(t *testing.T) {
 	f := &servingtest.Doubler{}
-	_, err := NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{0, 4}})
-	require.ErrorContains(t, err, "allowed batch sizes must be positive")
-	_, err = NewBatcher(f, BatcherOptions{AllowedBatchSizes: []int{4}, MaxBatchSize: 8})
-	require.ErrorContains(t, err, "larger than the largest allowed")
-	_, err = NewBatcher(f, BatcherOptions{MaxQueueLength: -1})
-	require.ErrorContains(t, err, "must be >= 0")
-	_, err = NewBatcher(nil, BatcherOptions{})
-	require.Error(t, err)
+	for _, c := range []struct {
+		opts BatcherOptions
+		msg  string
+	}{
+		{BatcherOptions{AllowedBatchSizes: []int{0, 4}}, "allowed batch sizes must be positive"},
+		{BatcherOptions{AllowedBatchSizes: []int{4}, MaxBatchSize: 8}, "larger than the largest allowed"},
+		{BatcherOptions{MaxQueueLength: -1}, "must be >= 0"},
+		{BatcherOptions{Adaptive: Adaptive(7)}, "Adaptive is Adaptive(7), want AdaptiveAuto, AdaptiveOff or AdaptiveOn"},
+		{BatcherOptions{Adaptive: -1}, "Adaptive is Adaptive(-1)"},
+	} {
+		_, err := NewBatcher(f, c.opts)
+		require.ErrorIs(t, err, ErrConfig, c.msg)
+		require.ErrorContains(t, err, c.msg)
+	}
+	_, err := NewBatcher(nil, BatcherOptions{})
+	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorContains(t, err, "needs a model")
 }
 
 func TestBatcherCloseDrainsQueue(t *testing.T) {
 	f := &servingtest.Doubler{Gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 2, MaxInFlight: 1, MaxQueueDelay: time.Hour, AlwaysWait: true})
 	require.NoError(t, err)
-	var wg sync.WaitGroup
+	var cs callers
 	for i := 0; i < 5; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			out, err := b.Predict(context.Background(), servingtest.Row(float32(i), 1))
-			require.NoError(t, err, "queued requests are served by Close, not dropped")
-			require.Equal(t, []float32{2 * float32(i)}, out["y"].Tensor.Data)
-		}()
+			if err != nil {
+				return fmt.Errorf("queued requests are served by Close, not dropped: %w", err)
+			}
+			return expect("answer", []float32{2 * float32(i)}, out["y"].Tensor.Data)
+		})
 	}
 	waitQueued(t, b, 3)
 	closed := make(chan error)
@@ -460,7 +466,7 @@ func TestBatcherCloseDrainsQueue(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	close(f.Gate)
 	require.NoError(t, <-closed)
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.NoError(t, b.Close(), "Close is idempotent")
 	require.Equal(t, 5, sum(f.Runs()))
 }
@@ -584,27 +590,32 @@ func TestPredictIntoErrors(t *testing.T) {
 func TestPredictIntoConcurrentReuse(t *testing.T) {
 	m, err := onnx.Load(context.Background(), testModel("mlp"), onnx.Options{})
 	require.NoError(t, err)
-	b, err := NewBatcher(m, BatcherOptions{KeepModelOpen: true, MaxQueueDelay: 5 * time.Millisecond, AlwaysWait: true})
+	b, err := NewBatcher(m, BatcherOptions{Adaptive: AdaptiveOff, KeepModelOpen: true, MaxQueueDelay: 5 * time.Millisecond, AlwaysWait: true})
 	require.NoError(t, err)
 	defer m.Close()
 	info := b.Info()
-	var wg sync.WaitGroup
+	var cs callers
 	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		cs.Go(func() error {
 			rng := rand.New(rand.NewPCG(uint64(g), 9))
 			out := map[string]Tensor{}
 			for i := 0; i < 20; i++ {
 				in := randomInputs(info, 1, []int64{1}, rng)
-				require.NoError(t, b.PredictInto(context.Background(), in, out))
+				if err := b.PredictInto(context.Background(), in, out); err != nil {
+					return err
+				}
 				want, err := m.Predict(context.Background(), in)
-				require.NoError(t, err)
-				require.Equal(t, want["y"].Tensor, out["y"])
+				if err != nil {
+					return err
+				}
+				if err := expect("answer", want["y"].Tensor, out["y"]); err != nil {
+					return err
+				}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	require.NoError(t, cs.Wait())
 	require.NoError(t, b.Close())
 	st := b.Stats()
 	require.Less(t, st.Batches, st.Requests, "requests were merged")
@@ -617,7 +628,7 @@ func TestPredictIntoConcurrentReuse(t *testing.T) {
 func TestBatcherKeepsBatchesLargeUnderLoad(t *testing.T) {
 	m, err := onnx.Load(context.Background(), testModel(benchModel), onnx.Options{})
 	require.NoError(t, err)
-	b, err := NewBatcher(m, BatcherOptions{})
+	b, err := NewBatcher(m, BatcherOptions{Adaptive: AdaptiveOff})
 	require.NoError(t, err)
 	defer b.Close()
 	in := map[string]Tensor{"x": NewTensor([]int64{1, 64}, randomFloats(64))}

@@ -23,6 +23,13 @@
 //		"x": serving.NewTensor([]int64{1, 16}, features),
 //	})
 //
+// The Batcher sizes batches from measurements by default
+// (BatcherOptions.Adaptive): for each shape group it measures the rows per
+// second its own batches achieve under each size cap and caps the group's
+// batches at the size that serves the most, down to running requests one
+// by one when merging loses (a model whose merged working set outgrows the
+// caches), up to MaxBatchSize when merging wins.
+//
 // Every request's context reaches what runs for it: a merged batch runs
 // under a context that carries each request's context (RequestContexts),
 // so per-request hooks such as registry.WithServedHook fire once per
@@ -32,9 +39,11 @@
 // Batcher.Stats returns a snapshot of the counters; Batcher.Collector
 // exports them to Prometheus: quiver_serving_{requests,rows,batches,
 // padding_rows,errors}_total, quiver_serving_batch_size_rows, the
-// histograms quiver_serving_{queue_wait,run,request}_seconds, and the gauges
-// quiver_serving_queue_length and quiver_serving_batches_in_flight, every
-// series labelled model="<name>" plus the caller's constant labels, so any
-// number of batchers share one registry. Logging follows the rule of every
+// histograms quiver_serving_{queue_wait,run,request}_seconds, the gauges
+// quiver_serving_queue_length and quiver_serving_batches_in_flight, and per
+// shape group the gauges quiver_serving_adaptive_batch_size{shape} and
+// quiver_serving_adaptive_rows_per_second{shape,size}, every series
+// labelled model="<name>" plus the caller's constant labels, so any number
+// of batchers share one registry. Logging follows the rule of every
 // Quiver package: a nil Logger in an options struct means slog.Default().
 package serving

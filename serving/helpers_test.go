@@ -2,6 +2,10 @@ package serving_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
 	"testing"
 
 	. "github.com/quiverml/quiver/serving"
@@ -36,4 +40,40 @@ func seq(n int, scale float32) []float32 {
 		v[i] = float32(i%17-8) * scale
 	}
 	return v
+}
+
+// callers runs requests on goroutines and collects what went wrong, so that
+// every assertion stays on the test goroutine.
+type callers struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+// Go runs f on a new goroutine; an error it returns is reported by Wait.
+func (c *callers) Go(f func() error) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := f(); err != nil {
+			c.mu.Lock()
+			c.errs = append(c.errs, err)
+			c.mu.Unlock()
+		}
+	}()
+}
+
+// Wait waits for every goroutine started by Go and returns their errors
+// joined.
+func (c *callers) Wait() error {
+	c.wg.Wait()
+	return errors.Join(c.errs...)
+}
+
+// expect returns an error when got differs from want.
+func expect(what string, want, got any) error {
+	if !reflect.DeepEqual(want, got) {
+		return fmt.Errorf("%s: got %v, want %v", what, got, want)
+	}
+	return nil
 }

@@ -37,6 +37,8 @@ func (b *Batcher) Collector(constLabels prometheus.Labels) prometheus.Collector 
 		latency:   d("request_seconds", "Time a successful request spent in Predict."),
 		queueLen:  d("queue_length", "Requests waiting in the queue."),
 		inFlight:  d("batches_in_flight", "Batches running now."),
+		adaptSize: d("adaptive_batch_size", "Most rows per batch that adaptive batching chose for a shape group.", "shape"),
+		adaptRate: d("adaptive_rows_per_second", "Rows per second of worker time measured for a shape group's batches under a size cap.", "shape", "size"),
 	}
 }
 
@@ -46,12 +48,12 @@ type collector struct {
 	b                                            *Batcher
 	requests, rows, batches, padding, errors     *prometheus.Desc
 	batchSize, queueWait, run, latency, queueLen *prometheus.Desc
-	inFlight                                     *prometheus.Desc
+	inFlight, adaptSize, adaptRate               *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.rows, c.batches, c.padding, c.errors,
-		c.batchSize, c.queueWait, c.run, c.latency, c.queueLen, c.inFlight} {
+		c.batchSize, c.queueWait, c.run, c.latency, c.queueLen, c.inFlight, c.adaptSize, c.adaptRate} {
 		ch <- d
 	}
 }
@@ -70,6 +72,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.queueLen, prometheus.GaugeValue, float64(s.QueueLength))
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight))
+	for _, g := range s.Adaptive {
+		ch <- prometheus.MustNewConstMetric(c.adaptSize, prometheus.GaugeValue, float64(g.Size), g.Shape)
+		for _, z := range g.Sizes {
+			if z.RowsPerSecond > 0 {
+				ch <- prometheus.MustNewConstMetric(c.adaptRate, prometheus.GaugeValue, z.RowsPerSecond, g.Shape, strconv.Itoa(z.Size))
+			}
+		}
+	}
 
 	// Batch sizes.
 	buckets := make(map[float64]uint64, len(batchSizeEdges))
@@ -125,6 +135,14 @@ func (s Stats) String() string {
 		n += s.BatchSizes[size]
 	}
 	flush(int(2*lo - 1))
+	for _, g := range s.Adaptive {
+		out += "\nadaptive " + g.Shape + ": size " + strconv.Itoa(g.Size) + ", rows/s by size:"
+		for _, z := range g.Sizes {
+			if z.RowsPerSecond > 0 {
+				out += " " + strconv.Itoa(z.Size) + ":" + strconv.FormatFloat(z.RowsPerSecond, 'f', 0, 64)
+			}
+		}
+	}
 	var errs uint64
 	for _, v := range s.Errors {
 		errs += v

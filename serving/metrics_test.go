@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -108,4 +109,35 @@ func TestCollectorsWithIdenticalLabelsCollide(t *testing.T) {
 	metricstest.RequireDuplicate(t, a.Collector(nil), b.Collector(nil))
 	c := newFakeBatcher(t, "scorer")
 	metricstest.RequireDuplicate(t, a.Collector(nil), c.Collector(prometheus.Labels{"model": "ranker"}))
+}
+
+func TestCollectorExposesAdaptiveSizes(t *testing.T) {
+	clk := &servingtest.Clock{}
+	f := &servingtest.Doubler{ModelName: "tabular", Cost: servingtest.PowerCost(time.Millisecond, 2), Clock: clk}
+	b, err := NewBatcherWithClock(f, BatcherOptions{MaxInFlight: 1}, clk.Now) // one slot: the virtual clock times one run at a time
+	require.NoError(t, err)
+	// One caller: two batches of one row at the lowest cap, a warm-up and
+	// one measured at 1 row per virtual millisecond.
+	for range 2 {
+		_, err := b.Predict(context.Background(), map[string]Tensor{"x": f32([]int64{1, 16}, seq(16, 1)...)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Close())
+
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(b.Collector(nil)))
+	expected := `
+# HELP quiver_serving_adaptive_batch_size Most rows per batch that adaptive batching chose for a shape group.
+# TYPE quiver_serving_adaptive_batch_size gauge
+quiver_serving_adaptive_batch_size{model="tabular",shape="x[16]"} 1
+# HELP quiver_serving_adaptive_rows_per_second Rows per second of worker time measured for a shape group's batches under a size cap.
+# TYPE quiver_serving_adaptive_rows_per_second gauge
+quiver_serving_adaptive_rows_per_second{model="tabular",shape="x[16]",size="1"} 1000
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(expected),
+		"quiver_serving_adaptive_batch_size", "quiver_serving_adaptive_rows_per_second"))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	metricstest.RequireConventions(t, mfs, "quiver_serving_")
+	require.Contains(t, b.Stats().String(), "adaptive x[16]: size 1, rows/s by size: 1:1000")
 }

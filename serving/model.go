@@ -47,6 +47,8 @@ var (
 	// ErrNotReady reports a model that has nothing to serve yet (a registry
 	// alias before its first version loads). It is temporary: retry later.
 	ErrNotReady = errors.New("serving: model not ready")
+	// ErrConfig reports options out of range (NewBatcher's BatcherOptions).
+	ErrConfig = errors.New("serving: bad configuration")
 )
 
 // RunError wraps an error an engine raised while running a model on inputs

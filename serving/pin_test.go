@@ -18,7 +18,7 @@ import (
 // never share a batch; every pin is released.
 func TestBatcherFollowsPinner(t *testing.T) {
 	sw := &servingtest.Switch{}
-	b, err := NewBatcher(sw, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(sw, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
 

@@ -68,6 +68,12 @@ type Stats struct {
 	// QueueLength and InFlight are the current queue length and batches running.
 	QueueLength int
 	InFlight    int
+	// Adaptive lists the shape groups of the model served now, by Shape,
+	// with the batch size each has chosen and what each size measured;
+	// empty when adaptive batching is off (BatcherOptions.Adaptive). A
+	// worker reports a batch when it comes back for its next one (or
+	// stops at Close), so the batches just answered may not show yet.
+	Adaptive []AdaptiveGroup
 }
 
 type recorder struct {

@@ -22,7 +22,7 @@ func TestMergedBatchCarriesEveryRequestContext(t *testing.T) {
 	type key struct{}
 	seen := make(chan []any, 2)
 	f := &ctxModel{Doubler: servingtest.Doubler{Gate: make(chan struct{})}, seen: seen, key: key{}}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
 	holdThenMerge(t, b, f.Gate, 4, func(i int) (context.Context, func()) {
@@ -108,7 +108,7 @@ func TestTracingSpans(t *testing.T) {
 	defer tp.Shutdown(context.Background())
 
 	f := &servingtest.Doubler{Gate: make(chan struct{})}
-	b, err := NewBatcher(f, BatcherOptions{MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
+	b, err := NewBatcher(f, BatcherOptions{Adaptive: AdaptiveOff, MaxBatchSize: 8, MaxInFlight: 1, MaxQueueDelay: time.Hour})
 	require.NoError(t, err)
 	defer b.Close()
 	parents := make(chan trace.SpanContext, 4)

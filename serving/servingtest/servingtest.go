@@ -1,6 +1,7 @@
 // Package servingtest provides test doubles and test data for code built on
-// serving.Model: a fake model whose runs can be observed and held back, and
-// the paths of the repository's committed ONNX test models.
+// serving.Model: a fake model whose runs can be observed, held back and
+// given a cost (in real or virtual time), and the paths of the
+// repository's committed ONNX test models.
 //
 // The fakes test a Batcher's logic (what merges with what, when batches
 // run); they never stand in for a real engine where the engine's behaviour
@@ -10,12 +11,14 @@ package servingtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quiverml/quiver/serving"
 )
@@ -38,12 +41,23 @@ type Doubler struct {
 	Fail error
 	// Unbatchable makes Info report Batchable false.
 	Unbatchable bool
+	// Version is reported by Info.
+	Version int64
+	// Cost, when set, is what a run of rows rows costs: with Clock set, the
+	// run advances Clock by it and returns at once; without, the run waits
+	// that long on a timer (or until its context ends). See LinearCost and
+	// PowerCost.
+	Cost func(rows int) time.Duration
+	// Clock is the virtual clock Cost advances, or nil for real time.
+	Clock *Clock
 
-	mu     sync.Mutex
-	runs   []int
-	firsts []float32
-	ctxs   []int // request contexts seen per run
-	closed bool
+	mu         sync.Mutex
+	runs       []int
+	firsts     []float32
+	ctxs       []int // request contexts seen per run
+	closed     bool
+	running    int
+	maxRunning int
 }
 
 var _ serving.Model = (*Doubler)(nil)
@@ -60,11 +74,21 @@ func (f *Doubler) Info() serving.Info {
 		Outputs:     []serving.IOInfo{{Name: "y", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, -1}}},
 		Batchable:   !f.Unbatchable,
 		BatchReason: map[bool]string{true: "Unbatchable is set"}[f.Unbatchable],
+		Version:     f.Version,
 	}
 }
 
-// Predict doubles x, after Entered and Gate.
+// Predict doubles x, after Entered and Gate, then spends Cost.
 func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (map[string]serving.Value, error) {
+	f.mu.Lock()
+	f.running++
+	f.maxRunning = max(f.maxRunning, f.running)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
 	if f.Entered != nil {
 		f.Entered <- struct{}{}
 	}
@@ -75,8 +99,12 @@ func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (ma
 		return nil, err
 	}
 	x := in[f.input()].Data.([]float32)
+	rows := int(in[f.input()].Shape[0])
+	if err := f.spend(ctx, rows); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
-	f.runs = append(f.runs, int(in[f.input()].Shape[0]))
+	f.runs = append(f.runs, rows)
 	if len(x) > 0 {
 		f.firsts = append(f.firsts, x[0])
 	}
@@ -90,6 +118,77 @@ func (f *Doubler) Predict(ctx context.Context, in map[string]serving.Tensor) (ma
 		y[i] = 2 * x[i]
 	}
 	return map[string]serving.Value{"y": serving.TensorValue(serving.Tensor{Shape: in[f.input()].Shape, Data: y})}, nil
+}
+
+// spend charges the run's cost: on the virtual clock, or as a wait.
+func (f *Doubler) spend(ctx context.Context, rows int) error {
+	if f.Cost == nil {
+		return nil
+	}
+	d := f.Cost(rows)
+	if f.Clock != nil {
+		f.Clock.Advance(d)
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("servingtest: run of %d rows: %w", rows, ctx.Err())
+	}
+}
+
+// MaxRunning returns the most runs that were inside Predict at once.
+func (f *Doubler) MaxRunning() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxRunning
+}
+
+// ResetRuns forgets the runs recorded so far (Runs, Firsts, RequestCounts,
+// MaxRunning), so a test can look at a later phase on its own.
+func (f *Doubler) ResetRuns() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs, f.firsts, f.ctxs = nil, nil, nil
+	f.maxRunning = f.running
+}
+
+// LinearCost is a run cost of perRun plus perRow for every row: a model
+// whose fixed cost per run makes merging win.
+func LinearCost(perRun, perRow time.Duration) func(rows int) time.Duration {
+	return func(rows int) time.Duration { return perRun + time.Duration(rows)*perRow }
+}
+
+// PowerCost is a run cost of unit times rows to the power exp: with exp
+// above 1, each row of a larger batch costs more (a model whose working
+// set outgrows the caches), so merging loses.
+func PowerCost(unit time.Duration, exp float64) func(rows int) time.Duration {
+	return func(rows int) time.Duration { return time.Duration(float64(unit) * math.Pow(float64(rows), exp)) }
+}
+
+// Clock is a virtual clock for Doubler's Cost: runs advance it instead of
+// waiting, so a test sees the same costs however busy the machine is. Its
+// zero value reads 0 and is ready to use; it is safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Duration
+}
+
+// Now returns the time elapsed on the clock.
+func (c *Clock) Now() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	c.mu.Unlock()
 }
 
 func (f *Doubler) input() string {

@@ -221,6 +221,31 @@ def center_rows(out):
     save(m, out, "center_rows")
 
 
+def conv640(out):
+    """A small image classifier on 640x640 RGB images, for the batching
+    benchmarks: Conv 3->8 3x3 stride 2 + Relu + GlobalAveragePool + Gemm to
+    10 classes. Its run costs grow with the rows, so merging images buys
+    little and can lose where the per-run cost is already small."""
+    rng = np.random.default_rng(6)
+    w = (rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(np.float32)
+    b = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    fw = (rng.standard_normal((8, 10)) / np.sqrt(8)).astype(np.float32)
+    fb = (rng.standard_normal(10) * 0.1).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"]),
+    ]
+    m = graph_model(
+        nodes, "conv640",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 640, 640])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+        [init("w", w), init("b", b), init("fw", fw), init("fb", fb)])
+    save(m, out, "conv640", {"task": "benchmark"})
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     mlp(out, "mlp", [16, 32, 4], 1, {"task": "tabular", "owner": "quiver"})
@@ -234,6 +259,7 @@ def main():
     reflect_pad(out)
     conv_dyn(out)
     center_rows(out)
+    conv640(out)
 
 
 if __name__ == "__main__":
