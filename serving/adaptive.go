@@ -14,7 +14,8 @@ type Adaptive int
 
 const (
 	// AdaptiveAuto is the default: the Batcher's own choice, which is
-	// AdaptiveOn (the serving README gives the benchmarks behind it).
+	// AdaptiveOn (BenchmarkAdaptive compares it with fixed caps and with
+	// no batching).
 	AdaptiveAuto Adaptive = iota
 	// AdaptiveOff merges up to MaxBatchSize rows whenever rows are there.
 	AdaptiveOff
