@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,8 +218,10 @@ func (s *Store) relist(ctx context.Context, model string, ms *modelState, marker
 		}
 	}
 	slices.Sort(numbers)
+	// A copy: Get adds to ms.manifests while this reads manifests outside
+	// the lock.
 	ms.mu.Lock()
-	old := ms.manifests
+	old := maps.Clone(ms.manifests)
 	ms.mu.Unlock()
 	fresh := make(map[int64]cachedManifest, len(numbers))
 	kept := numbers[:0:0]

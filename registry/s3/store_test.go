@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -693,4 +694,51 @@ func TestCancelledContextEndsCalls(t *testing.T) {
 	aliases, err := s.Aliases(context.Background(), "m")
 	require.NoError(t, err)
 	require.Empty(t, aliases, "nothing changed")
+}
+
+// TestGetDuringScan: Get caches manifests (changed by another Store's
+// tags, so each Get reads anew) while a Scan of the same model lists it
+// again; under the race detector this catches a listing that reads the
+// cache outside its lock.
+func TestGetDuringScan(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	w := e.open(t)
+	for i := range 3 {
+		publishMLP(t, w, "m", strings.Repeat("g", i+1))
+	}
+	rd := e.open(t, func(o *Options) { o.RelistInterval = time.Nanosecond })
+	_, err := rd.Scan(ctx, "m")
+	require.NoError(t, err)
+	const rounds = 30
+	errs := make(chan error, 2)
+	go func() {
+		for i := range rounds {
+			n := int64(i%3 + 1)
+			if err := w.Tag(ctx, "m", n, "round", strconv.Itoa(i)); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := rd.Get(ctx, "m", n); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for range rounds {
+			if _, err := rd.Scan(ctx, "m"); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for range 2 {
+		require.NoError(t, <-errs)
+	}
+	snap, err := rd.Scan(ctx, "m")
+	require.NoError(t, err)
+	require.Len(t, snap.Versions, 3)
 }
