@@ -42,13 +42,20 @@ func (a Adaptive) enabled() bool { return a != AdaptiveOff }
 
 // Tuning of the size search.
 const (
-	// A trial runs its cap and the chosen cap in turn until each has
-	// trialBatches measured batches, so that both see the same minutes of
-	// a shared machine.
+	// A trial runs its cap and the chosen cap in turn, phaseBatches
+	// batches at a time, until each has trialBatches measured batches, so
+	// that both see the same minutes of a shared machine.
 	trialBatches = 8
-	// A trial cap replaces the chosen one only when it serves this much
-	// more: equal caps keep the smaller batches (and latency) once found.
-	trialMargin = 0.03
+	phaseBatches = 4
+	// A larger trial cap replaces the chosen one only when it serves
+	// upMargin more; a smaller one already when it serves no less than
+	// downMargin below it. Near-ties keep the smaller batches: they answer
+	// sooner, and an engine such as ONNX Runtime pays for every batch size
+	// it has not run yet (on conv640, memory first touched cost some 40ms
+	// of CPU per image), so a walk up through near-ties costs more than it
+	// can win.
+	upMargin   = 0.10
+	downMargin = -0.02
 	// A trial ends after earlyBatches each when one side serves
 	// earlyRatio times what the other does.
 	earlyBatches = 3
@@ -56,16 +63,16 @@ const (
 	// Between trials the chosen cap runs minInterval batches, doubling
 	// after every trial that changes nothing, up to maxInterval.
 	minInterval = 16
-	maxInterval = 1024
+	maxInterval = 4096
 	// rateWeight is the weight of a new batch in a cap's moving average of
 	// rows/s (reported in Stats).
 	rateWeight = 1.0 / 8
 	// Every driftBatches batches at the chosen cap, the fastest of them is
 	// compared with the fastest of the previous driftBatches; when it moved
 	// driftRatio away (the model, the machine or the load changed) a trial
-	// starts at once, without waiting out the interval.
+	// starts at once, and the interval shrinks to a quarter.
 	driftBatches = 64
-	driftRatio   = 1.5
+	driftRatio   = 2
 	// maxGroups bounds the shape groups remembered per model; the least
 	// recently used is forgotten first.
 	maxGroups = 64
@@ -78,19 +85,22 @@ const (
 //
 // The search walks a ladder of caps (rungs: powers of two up to
 // MaxBatchSize, or the allowed batch sizes), starting at the lowest. A
-// trial alternates batches capped at a neighbouring rung with batches
-// capped at the chosen one and compares what they served: a batch's rows
-// over the wall time its worker spent on it (merge, run, split, answer).
-// Wall time, not CPU time, so that a run whose work happens elsewhere (an
+// trial runs batches capped at a neighbouring rung and batches capped at
+// the chosen one, in alternate phases, and compares what they served: a
+// batch's rows over the wall time its worker spent on it (merge, run,
+// split, answer). Wall time, not CPU time, so that a run whose work happens elsewhere (an
 // intra-op thread pool, a GPU) counts what it costs. Each side is judged by
 // its fastest batch: on a shared machine a batch can only be slowed down
-// (descheduled, interrupted), never sped up, and per batch that noise was
-// measured here at up to 30 times a 2ms run, swamping any mean.
+// (descheduled, interrupted), never sped up, and on a shared 2-core
+// machine that noise reached 30 times a 2ms run, swamping any mean. A larger
+// cap must win by upMargin on the fastest batch and also on all its
+// batches together, so that what merging costs now and then (a batch size
+// the engine runs for the first time) is counted too.
 //
 // Comparing caps rather than batch sizes judges what a cap does under the
 // load there is: a cap above what the queue holds forms the same batches
-// as the chosen one, and a trial whose batches are no different moves on
-// to the next rung at once. A trial that wins moves the choice and tries
+// as the chosen one, and such a trial ends at once (see trialBatch). A
+// trial that wins moves the choice and tries
 // the next rung in the same direction, so the search climbs like a
 // doubling; one that loses turns the direction and backs off. A cap of 1
 // runs requests one by one.
@@ -105,7 +115,7 @@ type group struct {
 
 	trial    int    // rung on trial, or -1
 	seq      uint64 // trial number, so late reports of an old trial are not counted
-	turn     bool   // the next batch of a trial runs at the trial cap
+	picks    int    // batches taken in this trial
 	tw, bw   window // what the trial cap and the chosen cap measured in this trial
 	binds    bool   // the trial's batches differ from the chosen cap's
 	dir      int    // the rung tried next: best+dir
@@ -123,21 +133,34 @@ type capStats struct {
 }
 
 // window is what one side of a trial measured: batches seen and the
-// largest (warm-ups included), and the batches measured and the fastest.
+// largest (warm-ups included), and of the batches measured, the fastest
+// and the rows and time of all.
 type window struct {
 	seen    int
 	maxRows int
 	batches int
 	best    float64 // rows/s of the fastest measured batch
+	rows    float64
+	busy    time.Duration
 }
 
-func (w *window) add(rows int, rate float64, measured bool) {
+func (w *window) add(rows int, busy time.Duration, rate float64, measured bool) {
 	w.seen++
 	w.maxRows = max(w.maxRows, rows)
 	if measured {
 		w.batches++
 		w.best = max(w.best, rate)
+		w.rows += float64(rows)
+		w.busy += busy
 	}
+}
+
+// mean returns the rows/s of all the measured batches together.
+func (w *window) mean() float64 {
+	if w.busy <= 0 {
+		return 0
+	}
+	return w.rows / w.busy.Seconds()
 }
 
 // rungsFor returns the caps adaptive batching chooses among.
@@ -176,9 +199,17 @@ func newGroup(key uint64, r *request, rungs []int) *group {
 	return g
 }
 
+// onTrial reports whether a trial's next batch runs at the trial cap: the
+// trial runs in phases of phaseBatches batches at one cap, then as many at
+// the other, so that the batches running side by side (MaxInFlight) are
+// mostly of the same cap. Alternating batch by batch would run a large
+// batch next to a small one, and the large one, taking more than its share
+// of the memory bandwidth, would look faster than it is.
+func (g *group) onTrial() bool { return g.trial >= 0 && (g.picks/phaseBatches)%2 == 0 }
+
 // cap returns the cap of the group's next batch without choosing it.
 func (g *group) cap() int {
-	if g.trial >= 0 && g.turn {
+	if g.onTrial() {
 		return g.rungs[g.trial]
 	}
 	return g.rungs[g.best]
@@ -191,10 +222,10 @@ func (g *group) pick() (int, uint64) {
 		return g.best, g.seq
 	}
 	r := g.best
-	if g.turn {
+	if g.onTrial() {
 		r = g.trial
 	}
-	g.turn = !g.turn
+	g.picks++
 	return r, g.seq
 }
 
@@ -218,7 +249,7 @@ func (g *group) record(rung int, seq uint64, rows int, busy time.Duration) {
 	}
 	if g.trial >= 0 {
 		if seq == g.seq {
-			g.trialBatch(rung, rows, rate, measured)
+			g.trialBatch(rung, rows, busy, rate, measured)
 		}
 		return
 	}
@@ -226,10 +257,11 @@ func (g *group) record(rung int, seq uint64, rows int, busy time.Duration) {
 		return
 	}
 	g.since++
-	g.dw.add(rows, rate, measured)
+	g.dw.add(rows, busy, rate, measured)
 	if g.dw.batches >= driftBatches {
 		if g.ref > 0 && (g.dw.best > g.ref*driftRatio || g.dw.best*driftRatio < g.ref) {
-			g.interval = 0
+			g.interval /= 4
+			g.since = g.interval
 		}
 		g.ref, g.dw = g.dw.best, window{}
 	}
@@ -238,12 +270,12 @@ func (g *group) record(rung int, seq uint64, rows int, busy time.Duration) {
 	}
 }
 
-func (g *group) trialBatch(rung, rows int, rate float64, measured bool) {
+func (g *group) trialBatch(rung, rows int, busy time.Duration, rate float64, measured bool) {
 	switch rung {
 	case g.trial:
-		g.tw.add(rows, rate, measured)
+		g.tw.add(rows, busy, rate, measured)
 	case g.best:
-		g.bw.add(rows, rate, measured)
+		g.bw.add(rows, busy, rate, measured)
 	default:
 		return
 	}
@@ -293,7 +325,7 @@ func (g *group) startTrial() {
 }
 
 func (g *group) begin(trial int) {
-	g.trial, g.seq, g.turn, g.binds = trial, g.seq+1, true, false
+	g.trial, g.seq, g.picks, g.binds = trial, g.seq+1, 0, false
 	g.tw, g.bw = window{}, window{}
 	g.trials++
 }
@@ -314,7 +346,14 @@ func (g *group) skipTrial() {
 
 func (g *group) endTrial() {
 	tr, br := g.tw.best, g.bw.best
-	if tr <= br*(1+trialMargin) {
+	win := tr > br*(1+downMargin)
+	if g.trial > g.best {
+		// Merging more must also not lose on all the batches together:
+		// the fastest batch shows what a cap can do, the sum what it did
+		// (shapes run for the first time included).
+		win = tr > br*(1+upMargin) && g.tw.mean() > g.bw.mean()
+	}
+	if !win {
 		g.lose()
 		return
 	}

@@ -124,7 +124,7 @@ func TestGroupSkipsCapsBelowTheRequests(t *testing.T) {
 
 func TestGroupReexploresWhenMeasurementsDrift(t *testing.T) {
 	s := newSim(64, square(time.Millisecond), 1000)
-	s.run(3000)
+	s.run(10000)
 	require.Equal(t, 1, s.g.rungs[s.g.best])
 	require.Equal(t, maxInterval, s.g.interval, "backed off")
 	// The same model, now costing a fixed 20ms a run: merging wins by far.
@@ -169,4 +169,25 @@ func TestGroupQuietSpellsDoNotReachForLargeCaps(t *testing.T) {
 		require.Zero(t, s.g.caps[i].batches, "cap %d never tried", s.g.rungs[i])
 	}
 	require.Greater(t, s.share(1), 0.97)
+}
+
+func TestGroupMergesMoreOnlyWhenTheSumAgrees(t *testing.T) {
+	// Runs of 2 rows are fast once in a while and slow otherwise (a shape
+	// the engine has to warm up again and again): their fastest batch
+	// beats one row, their sum does not. Merging is not taken up.
+	n := 0
+	cost := func(rows int) time.Duration {
+		if rows == 1 {
+			return time.Millisecond
+		}
+		n++
+		if n%4 == 0 {
+			return time.Millisecond // 2 rows per ms: twice as fast
+		}
+		return 10 * time.Millisecond
+	}
+	s := newSim(64, cost, 1000)
+	s.run(3000)
+	require.Equal(t, 1, s.g.rungs[s.g.best])
+	require.Positive(t, s.g.caps[1].batches, "merging was tried")
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -489,9 +488,6 @@ func BenchmarkAdaptiveInterleaved(b *testing.B) {
 				b.ReportMetric(float64(g.Size), "adaptive-size")
 				b.ReportMetric(float64(st.Rows)/float64(st.Batches), "adaptive-rows/batch")
 				b.ReportMetric(float64(g.Trials), "adaptive-trials")
-				if os.Getenv("ZZDEBUG") != "" {
-					println(st.String())
-				}
 			}
 			bestFixed := max(rate["fixed1"], rate["fixed4"], rate["fixed16"], rate["fixed64"])
 			b.ReportMetric(rate["adaptive"]/bestFixed, "adaptive/best-fixed")
