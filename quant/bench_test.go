@@ -335,3 +335,168 @@ func BenchmarkQuantizeModel(b *testing.B) {
 	}
 	cpu.report(b, int64(len(model)))
 }
+
+// ortSession runs model (input x float32 or T, output y) on fixed tensors
+// with one intra-op thread; the caller destroys it with the returned func.
+func ortSession[I, O ort.TensorData](b *testing.B, model []byte, shape []int64, in []I) (*ort.AdvancedSession, func()) {
+	b.Helper()
+	initORT(b)
+	xt, err := ort.NewTensor(ort.NewShape(shape...), in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	yt, err := ort.NewEmptyTensor[O](ort.NewShape(shape...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := opts.SetIntraOpNumThreads(1); err != nil {
+		b.Fatal(err)
+	}
+	sess, err := ort.NewAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y"}, []ort.Value{xt}, []ort.Value{yt}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sess, func() {
+		sess.Destroy()
+		opts.Destroy()
+		yt.Destroy()
+		xt.Destroy()
+	}
+}
+
+// BenchmarkQuantizeAxisVsORT quantizes 65536 values per channel with
+// QuantizeAxis and with ONNX Runtime's QuantizeLinear with axis (the peer,
+// cgo call included), in three layouts: rows ([256, 256] along axis 0,
+// contiguous runs of 256), columns ([256, 256] along axis 1, the last
+// axis: MatMul weights [K, N]) and runs8 ([64, 128, 8] along axis 1,
+// runs of 8). For columns it also runs the Go loop alone. Sub-benchmarks
+// alternate under -count.
+func BenchmarkQuantizeAxisVsORT(b *testing.B) {
+	x := benchData()
+	for _, l := range []struct {
+		name  string
+		shape []int
+		axis  int
+	}{{"columns", []int{256, 256}, 1}, {"rows", []int{256, 256}, 0}, {"runs8", []int{64, 128, 8}, 1}} {
+		scales, zps, err := ChannelParams[int8](x, l.shape, l.axis, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := make([]int8, len(x))
+		b.Run(l.name+"/quiver", func(b *testing.B) {
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				_ = QuantizeAxis(q, x, l.shape, l.axis, scales, zps)
+			}
+			cpu.report(b, 4*benchN)
+		})
+		b.Run(l.name+"/ort", func(b *testing.B) {
+			shape64 := make([]int64, len(l.shape))
+			for i, d := range l.shape {
+				shape64[i] = int64(d)
+			}
+			m := qdqModel(b, true, onnxpb.TensorProto_INT8, shape64, l.axis, scales, int8Tensor("", nil, zps))
+			sess, done := ortSession[float32, int8](b, m, shape64, x)
+			defer done()
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				if err := sess.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b, 4*benchN)
+		})
+		if l.name == "columns" {
+			b.Run(l.name+"/go", func(b *testing.B) {
+				b.SetBytes(4 * benchN)
+				b.ReportAllocs()
+				cpu := startCPU()
+				for b.Loop() {
+					_ = quantizeStrided(q, x, scales, zps, 1)
+				}
+				cpu.report(b, 4*benchN)
+			})
+		}
+	}
+}
+
+// BenchmarkDequantizeAxisVsORT is BenchmarkQuantizeAxisVsORT for
+// DequantizeLinear along the last axis.
+func BenchmarkDequantizeAxisVsORT(b *testing.B) {
+	x := benchData()
+	shape := []int{256, 256}
+	scales, zps, err := ChannelParams[int8](x, shape, 1, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := make([]int8, len(x))
+	_ = QuantizeAxis(q, x, shape, 1, scales, zps)
+	out := make([]float32, len(x))
+	b.Run("columns/quiver", func(b *testing.B) {
+		b.SetBytes(4 * benchN)
+		b.ReportAllocs()
+		cpu := startCPU()
+		for b.Loop() {
+			_ = DequantizeAxis(out, q, shape, 1, scales, zps)
+		}
+		cpu.report(b, 4*benchN)
+	})
+	b.Run("columns/ort", func(b *testing.B) {
+		m := qdqModel(b, false, onnxpb.TensorProto_INT8, []int64{256, 256}, 1, scales, int8Tensor("", nil, zps))
+		sess, done := ortSession[int8, float32](b, m, []int64{256, 256}, q)
+		defer done()
+		b.SetBytes(4 * benchN)
+		b.ReportAllocs()
+		cpu := startCPU()
+		for b.Loop() {
+			if err := sess.Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b, 4*benchN)
+	})
+}
+
+// BenchmarkInt4Paths measures int4 encoding and decoding (block 32) with
+// the SIMD kernels and with the Go loop alone, alternating under -count.
+func BenchmarkInt4Paths(b *testing.B) {
+	x := benchData()
+	blocks, _ := QuantizeInt4(x, 32)
+	out := make([]float32, len(x))
+	for _, vector := range []bool{true, false} {
+		name := "go"
+		if vector {
+			name = "simd"
+		}
+		b.Run("quantize/"+name, func(b *testing.B) {
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				_, _ = quantizeInt4(x, 32, vector)
+			}
+			cpu.report(b, 4*benchN)
+		})
+		b.Run("dequantize/"+name, func(b *testing.B) {
+			b.SetBytes(4 * benchN)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				if vector {
+					_ = blocks.Dequantize(out)
+				} else {
+					blocks.decode(out, 0)
+				}
+			}
+			cpu.report(b, 4*benchN)
+		})
+	}
+}

@@ -3,6 +3,8 @@ package quant
 import (
 	"fmt"
 	"math"
+
+	"github.com/quiverml/quiver/internal/simd"
 )
 
 // DefaultInt4BlockSize is the block size QuantizeInt4 uses when given 0: 32,
@@ -30,6 +32,14 @@ type Int4Blocks struct {
 // zeros. blockSize 0 means DefaultInt4BlockSize. NaN or ±Inf in x gives
 // ErrNonFinite; empty x gives an empty result.
 func QuantizeInt4(x []float32, blockSize int) (*Int4Blocks, error) {
+	return quantizeInt4(x, blockSize, true)
+}
+
+// quantizeInt4 is QuantizeInt4; vector says whether the SIMD kernel may
+// encode the whole blocks first (benchmarks clear it to measure the Go
+// loop, which is otherwise left the last block and what the kernel does
+// not take).
+func quantizeInt4(x []float32, blockSize int, vector bool) (*Int4Blocks, error) {
 	if blockSize == 0 {
 		blockSize = DefaultInt4BlockSize
 	}
@@ -38,7 +48,13 @@ func QuantizeInt4(x []float32, blockSize int) (*Int4Blocks, error) {
 	}
 	nb := (len(x) + blockSize - 1) / blockSize
 	b := &Int4Blocks{N: len(x), BlockSize: blockSize, Scales: make([]float32, nb), Data: make([]byte, (len(x)+1)/2)}
-	for k := 0; k < nb; k++ {
+	k := 0
+	if vector {
+		// Whole blocks, stopping before one holding NaN or ±Inf, which
+		// the loop below then reports.
+		k = simd.QuantizeInt4Blocks(b.Data, b.Scales, x, blockSize)
+	}
+	for ; k < nb; k++ {
 		start := k * blockSize
 		blk := x[start:min(start+blockSize, len(x))]
 		var m, am float32
@@ -123,7 +139,14 @@ func (b *Int4Blocks) Dequantize(dst []float32) error {
 	if len(dst) != b.N {
 		return fmt.Errorf("%w: dst has %d elements, want %d", ErrShape, len(dst), b.N)
 	}
-	for k, d := range b.Scales {
+	b.decode(dst, simd.DequantizeInt4Blocks(dst, b.Data, b.Scales, b.BlockSize))
+	return nil
+}
+
+// decode is Dequantize's Go loop, from block k on.
+func (b *Int4Blocks) decode(dst []float32, k int) {
+	for ; k < len(b.Scales); k++ {
+		d := b.Scales[k]
 		start := k * b.BlockSize
 		end := min(start+b.BlockSize, b.N)
 		for i := start; i < end; i++ {
@@ -131,7 +154,6 @@ func (b *Int4Blocks) Dequantize(dst []float32) error {
 			dst[i] = float32(int32(u)-8) * d
 		}
 	}
-	return nil
 }
 
 // Bytes returns the storage size of b: packed nibbles plus float32 scales.

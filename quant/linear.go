@@ -259,10 +259,16 @@ func QuantizeAxis[T Integer](dst []T, x []float32, shape []int, axis int, scales
 	if err := checkChannelParams(channels, scales, zeroPoints); err != nil {
 		return err
 	}
+	if len(x) == 0 { // a dimension of 0: no rows to walk
+		return nil
+	}
 	nan := -1
-	if inner < stridedBelow {
+	switch {
+	case simd.Convert && inner < runsFrom:
+		nan = quantizeChannelRuns(dst, x, scales, zeroPoints, inner)
+	case inner < stridedBelow:
 		nan = quantizeStrided(dst, x, scales, zeroPoints, inner)
-	} else {
+	default:
 		off := 0
 		for o := 0; o < outer; o++ {
 			for c := 0; c < channels; c++ {
@@ -296,7 +302,14 @@ func DequantizeAxis[T Integer](dst []float32, q []T, shape []int, axis int, scal
 	if err := checkChannelParams(channels, scales, zeroPoints); err != nil {
 		return err
 	}
-	if inner < stridedBelow {
+	if len(q) == 0 {
+		return nil
+	}
+	switch {
+	case simd.Convert && inner < runsFrom:
+		dequantizeChannelRuns(dst, q, scales, zeroPoints, inner)
+		return nil
+	case inner < stridedBelow:
 		dequantizeStrided(dst, q, scales, zeroPoints, inner)
 		return nil
 	}
@@ -314,11 +327,167 @@ func DequantizeAxis[T Integer](dst []float32, q []T, shape []int, axis int, scal
 	return nil
 }
 
-// stridedBelow is the contiguous run length under which per-axis kernels
-// walk channels element by element instead of calling the block kernel
-// per run (the common case is inner = 1: the last axis, as in MatMul
-// weights [K, N] quantized along N).
-const stridedBelow = 16
+// Per-axis layouts. x is [outer, channels, inner] (row-major), channel c
+// scaling the inner elements of each of its runs. Long runs (inner >=
+// runsFrom) take the per-tensor kernel once per run. Shorter runs, down
+// to inner = 1 (the last axis, as in MatMul weights [K, N] quantized along
+// N), take the channel kernels, which load 8 or 16 scales and zero points
+// beside the data: for inner = 1 with enough channels the scales are
+// already one per element of a row; otherwise they are expanded to one
+// per element on the stack, over as many whole periods (channels·inner
+// elements) as fill a row of 256 or more, or over a segment of the
+// channels at a time when one period is longer than the buffer. Without
+// the kernels, runs shorter than stridedBelow go through the strided Go
+// loops and longer ones through the per-tensor Go loop.
+const (
+	runsFrom     = 64
+	stridedBelow = 8
+	expandMax    = 1024 // elements of scales (and zero points) expanded
+)
+
+// quantizeChannelRuns quantizes x laid out as [outer, len(scales), inner]
+// with the channel kernels (inner < runsFrom) and returns the index of the
+// first NaN, or -1. x is not empty, so neither is a period.
+func quantizeChannelRuns[T Integer](dst []T, x, scales []float32, zps []T, inner int) int {
+	qlo, qhi := bounds[T]()
+	dst = dst[:len(x)]
+	p := len(scales) * inner
+	nan := -1
+	if inner == 1 && p >= 64 {
+		for off := 0; off+p <= len(x); off += p {
+			nan = firstNaN(nan, quantizeRow(dst[off:off+p], x[off:off+p], scales, zps, qlo, qhi, off))
+		}
+		return nan
+	}
+	var sbuf [expandMax]float32
+	var zbuf [expandMax]T
+	if p <= expandMax {
+		l := p * max(1, 256/p)
+		zs := expand(sbuf[:l], zbuf[:l], scales, zps, inner)
+		for off := 0; off < len(x); off += l {
+			n := min(l, len(x)-off)
+			nan = firstNaN(nan, quantizeRow(dst[off:off+n], x[off:off+n], sbuf[:n], from(zs, 0, n), qlo, qhi, off))
+		}
+		return nan
+	}
+	cc := expandMax / inner
+	for c0 := 0; c0 < len(scales); c0 += cc {
+		c1 := min(c0+cc, len(scales))
+		seg := (c1 - c0) * inner
+		zs := expand(sbuf[:seg], zbuf[:seg], scales[c0:c1], from(zps, c0, c1), inner)
+		for off := c0 * inner; off+seg <= len(x); off += p {
+			nan = firstNaN(nan, quantizeRow(dst[off:off+seg], x[off:off+seg], sbuf[:seg], zs, qlo, qhi, off))
+		}
+	}
+	return nan
+}
+
+// dequantizeChannelRuns is quantizeChannelRuns for DequantizeLinear.
+func dequantizeChannelRuns[T Integer](dst []float32, q []T, scales []float32, zps []T, inner int) {
+	dst = dst[:len(q)]
+	p := len(scales) * inner
+	if inner == 1 && p >= 64 {
+		for off := 0; off+p <= len(q); off += p {
+			dequantizeRow(dst[off:off+p], q[off:off+p], scales, zps)
+		}
+		return
+	}
+	var sbuf [expandMax]float32
+	var zbuf [expandMax]T
+	if p <= expandMax {
+		l := p * max(1, 256/p)
+		zs := expand(sbuf[:l], zbuf[:l], scales, zps, inner)
+		for off := 0; off < len(q); off += l {
+			n := min(l, len(q)-off)
+			dequantizeRow(dst[off:off+n], q[off:off+n], sbuf[:n], from(zs, 0, n))
+		}
+		return
+	}
+	cc := expandMax / inner
+	for c0 := 0; c0 < len(scales); c0 += cc {
+		c1 := min(c0+cc, len(scales))
+		seg := (c1 - c0) * inner
+		zs := expand(sbuf[:seg], zbuf[:seg], scales[c0:c1], from(zps, c0, c1), inner)
+		for off := c0 * inner; off+seg <= len(q); off += p {
+			dequantizeRow(dst[off:off+seg], q[off:off+seg], sbuf[:seg], zs)
+		}
+	}
+}
+
+// expand fills s with each scale repeated inner times, the whole pattern
+// repeated to len(s) (a multiple of len(scales)·inner), and z likewise with
+// the zero points; it returns z, or nil without zero points.
+func expand[T Integer](s []float32, z []T, scales []float32, zps []T, inner int) []T {
+	for i := 0; i < len(s); {
+		for _, v := range scales {
+			for range inner {
+				s[i] = v
+				i++
+			}
+		}
+	}
+	if zps == nil {
+		return nil
+	}
+	for i := 0; i < len(z); {
+		for _, v := range zps {
+			for range inner {
+				z[i] = v
+				i++
+			}
+		}
+	}
+	return z
+}
+
+// quantizeRow quantizes xs, element c with sc[c] and zs[c] (0 for nil zs),
+// and returns the index (from base) of its first NaN, or -1. The kernel
+// stops before a group of 8 holding a NaN, which the Go path takes before
+// going on.
+func quantizeRow[T Integer](ds []T, xs, sc []float32, zs []T, qlo, qhi int32, base int) int {
+	nan := -1
+	c := 0
+	for {
+		c += quantizeChannelsSIMD(ds[c:], xs[c:], sc[c:], from(zs, c, len(xs)))
+		if len(xs)-c < 8 {
+			break
+		}
+		nan = quantizeLastAxis(ds[c:c+8], xs[c:c+8], sc[c:c+8], from(zs, c, c+8), qlo, qhi, base+c, nan)
+		c += 8
+	}
+	return quantizeLastAxis(ds[c:], xs[c:], sc[c:len(xs)], from(zs, c, len(xs)), qlo, qhi, base+c, nan)
+}
+
+// dequantizeRow dequantizes qs, element c with sc[c] and zs[c] (0 for
+// nil zs).
+func dequantizeRow[T Integer](ds []float32, qs []T, sc []float32, zs []T) {
+	c := dequantizeChannelsSIMD(ds, qs, sc, zs)
+	dequantizeRowGo(ds[c:], qs[c:], sc[c:], from(zs, c, len(qs)))
+}
+
+// dequantizeRowGo is dequantizeRow's Go loop.
+func dequantizeRowGo[T Integer](ds []float32, qs []T, sc []float32, zs []T) {
+	ds = ds[:len(qs)]
+	sc = sc[:len(qs)]
+	if zs == nil {
+		for i, v := range qs {
+			ds[i] = float32(int32(v)) * sc[i]
+		}
+		return
+	}
+	zs = zs[:len(qs)]
+	for i, v := range qs {
+		ds[i] = float32(int32(v)-int32(zs[i])) * sc[i]
+	}
+}
+
+// firstNaN merges two NaN indices (-1 for none) into the smaller.
+func firstNaN(a, b int) int {
+	if a < 0 || (b >= 0 && b < a) {
+		return b
+	}
+	return a
+}
 
 // quantizeStrided quantizes x laid out as [outer, len(scales), inner] and
 // returns the index of the first NaN, or -1. Rounding before the integer
@@ -329,39 +498,9 @@ func quantizeStrided[T Integer](dst []T, x []float32, scales []float32, zps []T,
 	nan := -1
 	dst = dst[:len(x)]
 	row := len(scales) * inner
-	if inner == 1 && zps != nil {
-		zps = zps[:len(scales)]
+	if inner == 1 {
 		for off := 0; off+row <= len(x); off += row {
-			xs, ds := x[off:off+row], dst[off:off+row]
-			ds = ds[:len(xs)]
-			sc := scales[:len(xs)]
-			zs := zps[:len(xs)]
-			c := 0
-			for ; c+4 <= len(xs); c += 4 {
-				v0 := xs[c] / sc[c]
-				v1 := xs[c+1] / sc[c+1]
-				v2 := xs[c+2] / sc[c+2]
-				v3 := xs[c+3] / sc[c+3]
-				if v0 != v0 || v1 != v1 || v2 != v2 || v3 != v3 {
-					break // finish the row on the careful path below
-				}
-				ds[c] = T(roundClampInt(v0, int32(zs[c]), qlo, qhi))
-				ds[c+1] = T(roundClampInt(v1, int32(zs[c+1]), qlo, qhi))
-				ds[c+2] = T(roundClampInt(v2, int32(zs[c+2]), qlo, qhi))
-				ds[c+3] = T(roundClampInt(v3, int32(zs[c+3]), qlo, qhi))
-			}
-			for ; c < len(xs); c++ {
-				zp := int32(zs[c])
-				v := xs[c] / sc[c]
-				if v != v {
-					if nan < 0 {
-						nan = off + c
-					}
-					ds[c] = T(zp)
-					continue
-				}
-				ds[c] = T(roundClampInt(v, zp, qlo, qhi))
-			}
+			nan = quantizeLastAxis(dst[off:off+row], x[off:off+row], scales, zps, qlo, qhi, off, nan)
 		}
 		return nan
 	}
@@ -381,40 +520,94 @@ func quantizeStrided[T Integer](dst []T, x []float32, scales []float32, zps []T,
 					ds[i] = T(zp)
 					continue
 				}
-				if v < -512 {
-					v = -512
-				}
-				if v > 512 {
-					v = 512
-				}
-				r := int32((v+roundMagic)-roundMagic) + zp
-				if r < qlo {
-					r = qlo
-				}
-				if r > qhi {
-					r = qhi
-				}
-				ds[i] = T(r)
+				ds[i] = T(roundClampInt(v, zp, qlo, qhi))
 			}
 		}
 	}
 	return nan
 }
 
+// from returns z[lo:hi], or nil for absent zero points.
+func from[T Integer](z []T, lo, hi int) []T {
+	if z == nil {
+		return nil
+	}
+	return z[lo:hi]
+}
+
+// quantizeLastAxis is the Go path for one row (or the part of it the
+// kernel left) of a last-axis quantization: element c uses sc[c] and
+// zs[c] (0 for nil zs). base is the row part's offset in the tensor, for
+// the index of the first NaN, which it returns updated.
+func quantizeLastAxis[T Integer](ds []T, xs, sc []float32, zs []T, qlo, qhi int32, base, nan int) int {
+	ds = ds[:len(xs)]
+	sc = sc[:len(xs)]
+	c := 0
+	if zs != nil {
+		zs = zs[:len(xs)]
+		for ; c+4 <= len(xs); c += 4 {
+			v0 := xs[c] / sc[c]
+			v1 := xs[c+1] / sc[c+1]
+			v2 := xs[c+2] / sc[c+2]
+			v3 := xs[c+3] / sc[c+3]
+			if v0 != v0 || v1 != v1 || v2 != v2 || v3 != v3 {
+				break // finish the row on the careful path below
+			}
+			ds[c] = T(roundClampInt(v0, int32(zs[c]), qlo, qhi))
+			ds[c+1] = T(roundClampInt(v1, int32(zs[c+1]), qlo, qhi))
+			ds[c+2] = T(roundClampInt(v2, int32(zs[c+2]), qlo, qhi))
+			ds[c+3] = T(roundClampInt(v3, int32(zs[c+3]), qlo, qhi))
+		}
+	}
+	for ; c < len(xs); c++ {
+		var zp int32
+		if zs != nil {
+			zp = int32(zs[c])
+		}
+		v := xs[c] / sc[c]
+		if v != v {
+			if nan < 0 {
+				nan = base + c
+			}
+			ds[c] = T(zp)
+			continue
+		}
+		ds[c] = T(roundClampInt(v, zp, qlo, qhi))
+	}
+	return nan
+}
+
+// quantizeChannelsSIMD runs the last-axis kernel for T over a prefix of x
+// and returns its length (see simd.QuantizeInt8Channels).
+func quantizeChannelsSIMD[T Integer](dst []T, x, scales []float32, zps []T) int {
+	switch d := any(dst).(type) {
+	case []int8:
+		return simd.QuantizeInt8Channels(d, x, scales, any(zps).([]int8))
+	case []uint8:
+		return simd.QuantizeUint8Channels(d, x, scales, any(zps).([]uint8))
+	}
+	return 0
+}
+
+// dequantizeChannelsSIMD is quantizeChannelsSIMD's DequantizeLinear
+// counterpart.
+func dequantizeChannelsSIMD[T Integer](dst []float32, q []T, scales []float32, zps []T) int {
+	switch c := any(q).(type) {
+	case []int8:
+		return simd.DequantizeInt8Channels(dst, c, scales, any(zps).([]int8))
+	case []uint8:
+		return simd.DequantizeUint8Channels(dst, c, scales, any(zps).([]uint8))
+	}
+	return 0
+}
+
 // dequantizeStrided is the DequantizeLinear counterpart of quantizeStrided.
 func dequantizeStrided[T Integer](dst []float32, q []T, scales []float32, zps []T, inner int) {
 	dst = dst[:len(q)]
 	row := len(scales) * inner
-	if inner == 1 && zps != nil {
-		zps = zps[:len(scales)]
+	if inner == 1 {
 		for off := 0; off+row <= len(q); off += row {
-			qs, ds := q[off:off+row], dst[off:off+row]
-			ds = ds[:len(qs)]
-			sc := scales[:len(qs)]
-			zs := zps[:len(qs)]
-			for c, v := range qs {
-				ds[c] = float32(int32(v)-int32(zs[c])) * sc[c]
-			}
+			dequantizeRowGo(dst[off:off+row], q[off:off+row], scales, zps)
 		}
 		return
 	}

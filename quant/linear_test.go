@@ -1,10 +1,13 @@
 package quant
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/quiverml/quiver/internal/onnxpb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -120,6 +123,10 @@ func TestLinearBadInput(t *testing.T) {
 	require.NoError(t, Quantize([]int8{}, nil, 1, 0))
 	require.NoError(t, Dequantize(nil, []uint8{}, 1, 0))
 	require.NoError(t, QuantizeAxis([]int8{}, nil, []int{0, 3}, 1, []float32{1, 1, 1}, nil))
+	require.NoError(t, QuantizeAxis([]int8{}, nil, []int{2, 0}, 1, []float32{}, nil))
+	require.NoError(t, QuantizeAxis([]uint8{}, nil, []int{3, 4, 0}, 1, []float32{1, 1, 1, 1}, []uint8{1, 2, 3, 4}))
+	require.NoError(t, DequantizeAxis(nil, []int8{}, []int{2, 0}, 1, []float32{}, nil))
+	require.NoError(t, DequantizeAxis(nil, []uint8{}, []int{3, 4, 0}, -2, []float32{1, 1, 1, 1}, nil))
 }
 
 func TestQuantizeAxisLayout(t *testing.T) {
@@ -220,4 +227,218 @@ func TestChannelParams(t *testing.T) {
 	require.ErrorIs(t, err, ErrNonFinite)
 	_, _, err = ChannelParams[int8]([]float32{1, float32(math.Inf(1)), 0, 0}, []int{2, 2}, 1, true)
 	require.ErrorIs(t, err, ErrNonFinite)
+}
+
+// axisRef quantizes x of the given shape along axis element by element
+// with refQuantize (NaN gives the zero point), the definition QuantizeAxis
+// must meet on every path.
+func axisRef[T Integer](x []float32, shape []int, axis int, scales []float32, zps []T) []T {
+	qlo, qhi := bounds[T]()
+	inner := 1
+	for _, d := range shape[axis+1:] {
+		inner *= d
+	}
+	out := make([]T, len(x))
+	for i, v := range x {
+		c := (i / inner) % len(scales)
+		var zp int32
+		if zps != nil {
+			zp = int32(zps[c])
+		}
+		if v/scales[c] != v/scales[c] {
+			out[i] = T(zp)
+			continue
+		}
+		out[i] = T(refQuantize(v, scales[c], zp, qlo, qhi))
+	}
+	return out
+}
+
+// axisData returns values for a tensor whose channel c along axis has
+// scale scales[c]: ties, near-ties and saturating values in every channel.
+func axisData(shape []int, axis int, seed uint64) (x, scales []float32) {
+	r := rand.New(rand.NewPCG(seed, 5))
+	n, inner := 1, 1
+	for _, d := range shape {
+		n *= d
+	}
+	for _, d := range shape[axis+1:] {
+		inner *= d
+	}
+	scales = make([]float32, shape[axis])
+	for c := range scales {
+		scales[c] = float32(math.Exp(r.NormFloat64() * 3))
+	}
+	base := edgeData(1, 2000, seed)
+	x = make([]float32, n)
+	for i := range x {
+		x[i] = base[r.IntN(len(base))] * scales[(i/inner)%len(scales)]
+	}
+	return x, scales
+}
+
+func testQuantizeAxisAgrees[T Integer](t *testing.T, shape []int, axis int, withZP bool, seed uint64) {
+	t.Helper()
+	x, scales := axisData(shape, axis, seed)
+	var zps []T
+	if withZP {
+		r := rand.New(rand.NewPCG(seed, 6))
+		zps = make([]T, len(scales))
+		for c := range zps {
+			zps[c] = T(r.IntN(256))
+		}
+	}
+	// NaNs in a few places, the first of which the error names.
+	firstNaN := -1
+	if len(x) > 20 {
+		// len/4 comes first in x, but in a later channel than len/3 when
+		// a period is handled a segment of channels at a time.
+		for _, i := range []int{len(x) / 3, len(x)/3 + 9, len(x) - 1, len(x) / 4} {
+			x[i] = float32(math.NaN())
+		}
+		firstNaN = len(x) / 4
+	}
+	want := axisRef(x, shape, axis, scales, zps)
+	got := make([]T, len(x))
+	err := QuantizeAxis(got, x, shape, axis, scales, zps)
+	if firstNaN >= 0 {
+		require.ErrorIs(t, err, ErrNonFinite)
+		require.Contains(t, err.Error(), fmt.Sprintf("x[%d]", firstNaN))
+	} else {
+		require.NoError(t, err)
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			require.Failf(t, "mismatch", "shape %v axis %d zp %v: element %d (x=%v): want %v, got %v", shape, axis, withZP, i, x[i], want[i], got[i])
+		}
+	}
+	// Dequantize against its formula, bit for bit.
+	back := make([]float32, len(x))
+	require.NoError(t, DequantizeAxis(back, got, shape, axis, scales, zps))
+	inner := 1
+	for _, d := range shape[axis+1:] {
+		inner *= d
+	}
+	for i, q := range got {
+		c := (i / inner) % len(scales)
+		var zp int32
+		if zps != nil {
+			zp = int32(zps[c])
+		}
+		require.Equal(t, math.Float32bits(float32(int32(q)-zp)*scales[c]), math.Float32bits(back[i]), "dequantize element %d", i)
+	}
+}
+
+// TestQuantizeAxisAgreesWithFormula covers every per-axis layout: the
+// last axis (inner = 1) with rows around the kernels' 8 and 16 lanes and
+// with few channels, short runs with scales expanded over whole periods or
+// a segment of channels at a time, runs of the per-tensor kernel, and
+// (with QUIVER_SIMD=purego) the Go loops.
+func TestQuantizeAxisAgreesWithFormula(t *testing.T) {
+	shapes := [][]int{{3, 1}, {2, 7}, {3, 8}, {3, 9}, {2, 15}, {2, 16}, {3, 17}, {4, 31}, {2, 33}, {5, 67}, {2, 3, 40},
+		{64, 256}, {3, 5, 7}, {2, 4, 9}, {2, 3, 16}, {3, 300, 5}, {2, 1100}, {2, 600, 2}, {4, 3, 50}, {700, 3}, {5, 40}, {3, 2, 70}}
+	for k, shape := range shapes {
+		for axis := range shape {
+			for _, withZP := range []bool{false, true} {
+				testQuantizeAxisAgrees[int8](t, shape, axis, withZP, uint64(k))
+				testQuantizeAxisAgrees[uint8](t, shape, axis, withZP, uint64(k))
+			}
+		}
+	}
+}
+
+// TestQuantizeLastAxisGoPath checks the Go path the last-axis kernel
+// falls back to (no SIMD, row tails, groups holding a NaN) directly.
+func TestQuantizeLastAxisGoPath(t *testing.T) {
+	x, scales := axisData([]int{1, 203}, 1, 9)
+	x[50] = float32(math.NaN())
+	zps := make([]int8, len(scales))
+	for c := range zps {
+		zps[c] = int8(c*7 - 100)
+	}
+	for _, z := range [][]int8{nil, zps} {
+		want := axisRef(x, []int{1, 203}, 1, scales, z)
+		got := make([]int8, len(x))
+		nan := quantizeLastAxis(got, x, scales, z, -128, 127, 1000, -1)
+		require.Equal(t, 1050, nan)
+		require.Equal(t, want, got)
+	}
+}
+
+func TestQuantizeAxisLastAxisMatchesORT(t *testing.T) {
+	for _, shape := range [][]int{{6, 37}, {3, 64}, {2, 135}} {
+		shape64 := []int64{int64(shape[0]), int64(shape[1])}
+		n := shape[0] * shape[1]
+		x, scales := axisData(shape, 1, uint64(n))
+		zps8 := make([]int8, shape[1])
+		zpsU := make([]uint8, shape[1])
+		for c := range zps8 {
+			zps8[c] = int8(c*37 - 90)
+			zpsU[c] = uint8(c * 53)
+		}
+		m := qdqModel(t, true, onnxpb.TensorProto_INT8, shape64, 1, scales, int8Tensor("", nil, zps8))
+		want := runORT[float32, int8](t, m, shape64, x, shape64)
+		got := make([]int8, n)
+		require.NoError(t, QuantizeAxis(got, x, shape, -1, scales, zps8))
+		requireEqualAt(t, want, got, x)
+		dm := qdqModel(t, false, onnxpb.TensorProto_INT8, shape64, 1, scales, int8Tensor("", nil, zps8))
+		wantF := runORT[int8, float32](t, dm, shape64, got, shape64)
+		gotF := make([]float32, n)
+		require.NoError(t, DequantizeAxis(gotF, got, shape, 1, scales, zps8))
+		requireBitsEqual(t, wantF, gotF)
+
+		m = qdqModel(t, true, onnxpb.TensorProto_UINT8, shape64, 1, scales, uint8Tensor("", nil, zpsU))
+		wantU := runORT[float32, uint8](t, m, shape64, x, shape64)
+		gotU := make([]uint8, n)
+		require.NoError(t, QuantizeAxis(gotU, x, shape, 1, scales, zpsU))
+		requireEqualAt(t, wantU, gotU, x)
+	}
+}
+
+// FuzzQuantizeAxis compares QuantizeAxis and DequantizeAxis along the
+// last axis (the SIMD kernels where the CPU has them) with the
+// element-by-element definitions on arbitrary float32 bit patterns,
+// scales and zero points.
+func FuzzQuantizeAxis(f *testing.F) {
+	f.Add(make([]byte, 4*48), uint8(16), uint8(3))
+	f.Add([]byte{0, 0, 192, 127, 0, 0, 128, 63, 0, 0, 0, 0, 0, 0, 0, 128}, uint8(1), uint8(0))
+	f.Fuzz(func(t *testing.T, raw []byte, cols, seed uint8) {
+		n := len(raw) / 4
+		c := 1 + int(cols)%40
+		n -= n % c
+		if n == 0 {
+			return
+		}
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		r := rand.New(rand.NewPCG(uint64(seed), 1))
+		scales := make([]float32, c)
+		zps := make([]uint8, c)
+		for j := range scales {
+			scales[j] = float32(math.Exp(r.NormFloat64() * 20))
+			zps[j] = uint8(r.IntN(256))
+		}
+		scales[0] = math.SmallestNonzeroFloat32
+		shape := []int{n / c, c}
+		for _, z := range [][]uint8{nil, zps} {
+			want := axisRef(x, shape, 1, scales, z)
+			got := make([]uint8, n)
+			err := QuantizeAxis(got, x, shape, 1, scales, z)
+			if err != nil {
+				require.ErrorIs(t, err, ErrNonFinite)
+			}
+			require.Equal(t, want, got)
+			back := make([]float32, n)
+			require.NoError(t, DequantizeAxis(back, got, shape, 1, scales, z))
+			for i, q := range got {
+				var zp int32
+				if z != nil {
+					zp = int32(z[i%c])
+				}
+				require.Equal(t, math.Float32bits(float32(int32(q)-zp)*scales[i%c]), math.Float32bits(back[i]), "dequantize %d", i)
+			}
+		}
+	})
 }

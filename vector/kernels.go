@@ -7,7 +7,8 @@ import "github.com/quiverml/quiver/internal/simd"
 // call.
 
 // hasAsm reports whether simd's assembly kernels run here: the search then
-// calls them directly instead of through a distance function value.
+// calls them directly instead of through a distance function value. Which
+// kernel runs (AVX-512 or AVX2) simd decides inside each call.
 var hasAsm = simd.Accelerated
 
 func l2sqAsm(a, b []float32) float32 { return simd.L2SqAsm(a, b) }

@@ -18,3 +18,11 @@ func bf16ToF32Asm(*float32, *uint16, int)   {}
 func quantize(*int8, *float32, int, float32, float32, float32, int32, bool) int { return 0 }
 
 func dequantizeAsm(*float32, *int8, int, float32, int32, bool) {}
+
+func quantizeChannels(*int8, *float32, *float32, *int8, bool, int, bool) int { return 0 }
+
+func dequantizeChannels(*float32, *int8, *float32, *int8, bool, int, bool) {}
+
+func quantizeInt4(*byte, *float32, *float32, int, int) int { return 0 }
+
+func dequantizeInt4(*float32, *byte, *float32, int, int) {}

@@ -29,9 +29,48 @@ func prefetchLines(p unsafe.Pointer, lines int)
 //go:noescape
 func dotInt8AVX2(a, b *int8, n int) int32
 
+// The AVX-512 kernels (kernels_avx512_amd64.s): 16-wide, with a masked
+// load for the tail instead of a scalar loop. dotInt8VNNI needs
+// AVX512-VNNI, dotInt8AVX512BW only AVX512BW.
+
+//go:noescape
+func l2sqAVX512(a, b *float32, n int) float32
+
+//go:noescape
+func dotAVX512(a, b *float32, n int) float32
+
+//go:noescape
+func dotInt8VNNI(a, b *int8, n int) int32
+
+//go:noescape
+func dotInt8AVX512BW(a, b *int8, n int) int32
+
+// l2sqKernel, dotKernel and dotInt8Kernel jump to the AVX-512 kernel when
+// Wide is set (and, for int8, to the VNNI one when vnni is), else to the
+// AVX2 kernel: the choice costs one compare, and the wrappers below stay
+// small enough to inline.
+
+//go:noescape
+func l2sqKernel(a, b *float32, n int) float32
+
+//go:noescape
+func dotKernel(a, b *float32, n int) float32
+
+//go:noescape
+func dotInt8Kernel(a, b *int8, n int) int32
+
 // Accelerated reports whether the CPU runs the assembly kernels (AVX2 and
-// FMA). Tests clear it to exercise the portable kernels.
-var Accelerated = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// FMA, and QUIVER_SIMD not set to "purego"). Tests clear it to exercise
+// the portable kernels.
+var Accelerated = hasAVX2FMA && requested() != "purego"
+
+// hasAVX2FMA reports whether the CPU can run the AVX2 kernels, whatever
+// QUIVER_SIMD says.
+var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// vnni reports whether the int8 dot product's AVX-512 kernel may use
+// AVX512-VNNI (VPDPBUSD); without it, it runs on AVX512BW alone.
+var vnni = cpu.X86.HasAVX512VNNI
 
 // L2Sq returns the squared Euclidean distance between a and b[:len(a)].
 func L2Sq(a, b []float32) float32 {
@@ -58,22 +97,25 @@ func DotInt8(a, b []int8) int32 {
 	return DotInt8Go(a, b)
 }
 
-// L2SqAsm is L2Sq's assembly kernel, for loops that checked Accelerated
-// once; calling it on a CPU without AVX2 and FMA crashes.
+// L2SqAsm is L2Sq's assembly kernel (AVX-512 when Wide is set, else
+// AVX2), for loops that checked Accelerated once; calling it on a CPU
+// without AVX2 and FMA crashes.
 func L2SqAsm(a, b []float32) float32 {
-	return l2sqAVX2(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
+	return l2sqKernel(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
 }
 
-// DotAsm is Dot's assembly kernel, for loops that checked Accelerated
-// once; calling it on a CPU without AVX2 and FMA crashes.
+// DotAsm is Dot's assembly kernel (AVX-512 when Wide is set, else AVX2),
+// for loops that checked Accelerated once; calling it on a CPU without
+// AVX2 and FMA crashes.
 func DotAsm(a, b []float32) float32 {
-	return dotAVX2(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
+	return dotKernel(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
 }
 
-// DotInt8Asm is DotInt8's assembly kernel, for loops that checked
-// Accelerated once; calling it on a CPU without AVX2 crashes.
+// DotInt8Asm is DotInt8's assembly kernel (AVX512-VNNI or AVX512BW when
+// Wide is set, else AVX2), for loops that checked Accelerated once;
+// calling it on a CPU without AVX2 crashes.
 func DotInt8Asm(a, b []int8) int32 {
-	return dotInt8AVX2(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
+	return dotInt8Kernel(unsafe.SliceData(a), unsafe.SliceData(b[:len(a)]), len(a))
 }
 
 // Prefetch asks for the cache lines holding v; a no-op without the

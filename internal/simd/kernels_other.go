@@ -6,6 +6,11 @@ package simd
 // build without them.
 const Accelerated = false
 
+// Wide reports whether AVX-512 kernels run: never in a build without them.
+const Wide = false
+
+const vnni = false
+
 // L2Sq returns the squared Euclidean distance between a and b[:len(a)].
 func L2Sq(a, b []float32) float32 { return L2SqGo(a, b) }
 

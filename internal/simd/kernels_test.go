@@ -1,6 +1,7 @@
 package simd
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -31,13 +32,13 @@ func floatKernels(l2 bool) []floatKernel {
 		if Accelerated {
 			ks = append(ks, floatKernel{"asm", L2SqAsm})
 		}
-		return ks
+		return append(ks, pathFloatKernels(true)...)
 	}
 	ks := []floatKernel{{"go", DotGo}, {"dispatch", Dot}}
 	if Accelerated {
 		ks = append(ks, floatKernel{"asm", DotAsm})
 	}
-	return ks
+	return append(ks, pathFloatKernels(false)...)
 }
 
 func TestFloatKernels(t *testing.T) {
@@ -97,18 +98,104 @@ func TestFloatKernelsExactSmall(t *testing.T) {
 
 func TestFloatKernelsSpecial(t *testing.T) {
 	inf := float32(math.Inf(1))
-	for _, n := range []int{1, 8, 9, 33} {
-		a := make([]float32, n)
-		b := make([]float32, n)
-		a[n-1] = inf
-		for _, k := range floatKernels(true) {
-			require.True(t, math.IsInf(float64(k.f(a, b)), 1), "l2 %s n=%d", k.name, n)
-		}
-		a[n-1] = float32(math.NaN())
-		for _, k := range floatKernels(false) {
-			require.True(t, math.IsNaN(float64(k.f(a, b))), "dot %s n=%d", k.name, n)
+	negZero := float32(math.Copysign(0, -1))
+	for _, n := range []int{1, 8, 9, 15, 16, 17, 33, 63, 64, 65, 67, 130} {
+		// A special value in the first lane, the middle, and the tail.
+		for _, at := range []int{0, n / 2, n - 1} {
+			a := make([]float32, n)
+			b := make([]float32, n)
+			a[at] = inf
+			for _, k := range floatKernels(true) {
+				require.True(t, math.IsInf(float64(k.f(a, b)), 1), "l2 %s n=%d at=%d", k.name, n, at)
+			}
+			a[at] = float32(math.NaN())
+			for _, k := range floatKernels(false) {
+				require.True(t, math.IsNaN(float64(k.f(a, b))), "dot %s n=%d at=%d", k.name, n, at)
+			}
+			// Inf·0 is NaN; -0 operands give +0.
+			a[at], b[at] = inf, 0
+			for _, k := range floatKernels(false) {
+				require.True(t, math.IsNaN(float64(k.f(a, b))), "dot inf·0 %s n=%d at=%d", k.name, n, at)
+			}
+			a[at], b[at] = negZero, negZero
+			for _, k := range floatKernels(true) {
+				require.Equal(t, uint32(0), math.Float32bits(k.f(a, b)), "l2 -0 %s n=%d", k.name, n)
+			}
+			// Overflow of one term is +Inf in every summation order.
+			a[at], b[at] = 3e38, -3e38
+			for _, k := range floatKernels(true) {
+				require.True(t, math.IsInf(float64(k.f(a, b)), 1), "l2 overflow %s n=%d", k.name, n)
+			}
 		}
 	}
+}
+
+// FuzzFloatKernels compares every float32 path with the exact sum on
+// arbitrary bit patterns: NaN whenever an operand is NaN, and, where no
+// partial sum can overflow, a result within a relative bound of the sum
+// of the terms' magnitudes.
+func FuzzFloatKernels(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 0, 64}, uint8(0))
+	f.Add(make([]byte, 8*67), uint8(3))
+	f.Fuzz(func(t *testing.T, raw []byte, off uint8) {
+		n := len(raw) / 8
+		buf := make([]float32, 2*n+int(off%8))
+		a, b := buf[off%8:][:n], buf[int(off%8)+n:]
+		for i := range n {
+			a[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i:]))
+			b[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i+4:]))
+		}
+		nan := false
+		for i := range a {
+			nan = nan || a[i] != a[i] || b[i] != b[i]
+		}
+		for _, l2 := range []bool{true, false} {
+			var want, mag float64
+			for i := range a {
+				term := float64(a[i]) * float64(b[i])
+				if l2 {
+					d := float64(a[i]) - float64(b[i])
+					term = d * d
+				}
+				want += term
+				mag += math.Abs(term)
+			}
+			for _, k := range floatKernels(l2) {
+				got := k.f(a, b)
+				switch {
+				case nan:
+					require.True(t, got != got, "%s l2=%v: a NaN operand, got %v", k.name, l2, got)
+				case mag <= math.MaxFloat32/4:
+					// No partial sum can overflow (Inf operands make mag
+					// infinite): the sums differ only by rounding.
+					require.InDelta(t, want, float64(got), 1e-6*float64(n+1)*mag+1e-30, "%s l2=%v n=%d", k.name, l2, n)
+				}
+				// Otherwise which of ±Inf or NaN comes out depends on the
+				// summation order.
+			}
+		}
+	})
+}
+
+// FuzzDotInt8 compares every int8 path with the Go reference: exact.
+func FuzzDotInt8(f *testing.F) {
+	f.Add([]byte{0x80, 0x80, 0x7f, 0x80}, uint8(1))
+	f.Add(make([]byte, 2*131), uint8(5))
+	f.Fuzz(func(t *testing.T, raw []byte, off uint8) {
+		n := len(raw) / 2
+		buf := make([]int8, 2*n+int(off%8))
+		a, b := buf[off%8:][:n], buf[int(off%8)+n:]
+		for i := range n {
+			a[i], b[i] = int8(raw[2*i]), int8(raw[2*i+1])
+		}
+		want := DotInt8Go(a, b)
+		if n <= 131071 { // past that the int32 sum may wrap
+			require.Equal(t, int64(want), refDotInt8(a, b))
+		}
+		for _, k := range int8Kernels() {
+			require.Equal(t, want, k.f(a, b), "%s n=%d", k.name, n)
+		}
+	})
 }
 
 type int8Kernel struct {
@@ -121,7 +208,7 @@ func int8Kernels() []int8Kernel {
 	if Accelerated {
 		ks = append(ks, int8Kernel{"asm", DotInt8Asm})
 	}
-	return ks
+	return append(ks, pathInt8Kernels()...)
 }
 
 // refDotInt8 is the plain loop the kernels must equal, in int64.
@@ -206,27 +293,49 @@ func TestPrefetch(t *testing.T) {
 	PrefetchUint32(make([]uint32, 33))
 }
 
+// BenchmarkKernels runs the dispatching kernels (L2Sq, Dot, DotInt8) on
+// each path this CPU has, set through Accelerated and Wide as
+// QUIVER_SIMD sets them, so every path pays the same call. Bytes count
+// both operands; sub-benchmarks alternate under -count.
 func BenchmarkKernels(b *testing.B) {
-	for _, n := range []int{128, 384} {
+	for _, n := range []int{128, 384, 768, 1536, 1 << 15} {
 		r := rand.New(rand.NewPCG(1, 2))
 		x := make([]float32, n)
 		y := make([]float32, n)
+		c := make([]int8, n)
+		d := make([]int8, n)
 		for i := range x {
 			x[i], y[i] = r.Float32(), r.Float32()
+			c[i], d[i] = int8(r.IntN(256)-128), int8(r.IntN(256)-128)
 		}
-		for _, l2 := range []bool{true, false} {
-			op := "dot"
-			if l2 {
-				op = "l2"
-			}
-			for _, k := range floatKernels(l2) {
-				b.Run(op+"="+k.name+"/dim="+strconv.Itoa(n), func(b *testing.B) {
+		for _, op := range []string{"l2", "dot", "int8"} {
+			for _, p := range kernelPaths() {
+				b.Run(op+"/dim="+strconv.Itoa(n)+"/path="+p.name, func(b *testing.B) {
+					usePath(b, p)
 					b.ReportAllocs()
-					var s float32
-					for b.Loop() {
-						s += k.f(x, y)
+					switch op {
+					case "l2":
+						b.SetBytes(int64(8 * n))
+						var s float32
+						for b.Loop() {
+							s += L2Sq(x, y)
+						}
+						sinkF = s
+					case "dot":
+						b.SetBytes(int64(8 * n))
+						var s float32
+						for b.Loop() {
+							s += Dot(x, y)
+						}
+						sinkF = s
+					default:
+						b.SetBytes(int64(2 * n))
+						var s int32
+						for b.Loop() {
+							s += DotInt8(c, d)
+						}
+						sinkI = s
 					}
-					sinkF = s
 				})
 			}
 		}
@@ -276,4 +385,39 @@ func dotInt8By4(a, b []int8) int32 {
 		s0 += int32(a[i]) * int32(b[i])
 	}
 	return s0 + s1 + s2 + s3
+}
+
+// BenchmarkKernelsCold computes distances from one query to rows of a
+// 48 MB matrix in random order, as a graph search does: every row comes
+// from memory, not cache. Bytes count the row read.
+func BenchmarkKernelsCold(b *testing.B) {
+	const dim, rows = 768, 16384
+	r := rand.New(rand.NewPCG(3, 3))
+	m := make([]float32, dim*rows)
+	for i := range m {
+		m[i] = r.Float32()
+	}
+	q := m[:dim:dim]
+	order := r.Perm(rows)
+	for _, op := range []string{"l2", "dot"} {
+		for _, p := range kernelPaths() {
+			b.Run(op+"/path="+p.name, func(b *testing.B) {
+				usePath(b, p)
+				b.SetBytes(4 * dim)
+				b.ReportAllocs()
+				var s float32
+				i := 0
+				for b.Loop() {
+					row := m[order[i]*dim : (order[i]+1)*dim]
+					if op == "l2" {
+						s += L2Sq(q, row)
+					} else {
+						s += Dot(q, row)
+					}
+					i = (i + 1) % rows
+				}
+				sinkF = s
+			})
+		}
+	}
 }

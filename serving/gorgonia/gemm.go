@@ -36,7 +36,7 @@ func sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 		for i := 0; i < m; i++ {
 			ar := a[i*lda : i*lda+k]
 			for j := 0; j < n; j++ {
-				c[i*ldc+j] += simd.DotAsm(ar, b[j*ldb:j*ldb+k])
+				c[i*ldc+j] += simd.Dot(ar, b[j*ldb:j*ldb+k])
 			}
 		}
 		return
@@ -92,13 +92,13 @@ func sgemmAcc(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float
 			}
 		}
 		// Columns left over, fewer than 16: a dot product per element,
-		// with the AVX2 kernel when the column is contiguous (b has one
+		// with simd's dot kernel when the column is contiguous (b has one
 		// column, as a regression head does).
 		for x := j; x < n; x++ {
 			for i := 0; i < m; i++ {
 				ar := a[i*lda+p0 : i*lda+p0+kb]
 				if ldb == 1 {
-					c[i*ldc+x] += simd.DotAsm(ar, b[p0:p0+kb])
+					c[i*ldc+x] += simd.Dot(ar, b[p0:p0+kb])
 					continue
 				}
 				var s float32
