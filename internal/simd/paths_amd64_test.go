@@ -41,7 +41,7 @@ func kernelPaths() []kernelPath {
 }
 
 // usePath sets the dispatch to p for the rest of the benchmark.
-func usePath(b *testing.B, p kernelPath) {
+func usePath(b testing.TB, p kernelPath) {
 	savedA, savedW := Accelerated, Wide
 	b.Cleanup(func() { Accelerated, Wide = savedA, savedW })
 	Accelerated, Wide = p.accel, p.wide
