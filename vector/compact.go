@@ -176,13 +176,12 @@ func (h *HNSW[K]) repairList(sc *searcher, s uint32, l int, isDead []bool) {
 	}
 	sc.reset(h.capacity())
 	sc.seen(s)
-	base := h.vec(s)
 	cs := sc.tmp[:0]
 	add := func(id uint32) {
 		if isDead[id] || sc.seen(id) {
 			return
 		}
-		cs = append(cs, cand{h.dist(base, h.vec(id)), id})
+		cs = append(cs, cand{h.pairDistance(s, id), id})
 	}
 	for i := 1; i <= cnt; i++ {
 		id := list[i]
@@ -213,9 +212,9 @@ func (h *HNSW[K]) relink(sc *searcher, s uint32) {
 	if epv == 0 {
 		return
 	}
-	q := h.vec(s)
+	q := h.nodeVec(s)
 	cur, top := unpackEP(epv)
-	curD := h.dist(q, h.vec(cur))
+	curD := h.distance(q, cur)
 	for l := top; l > 0; l-- {
 		cur, curD = h.greedy(q, cur, curD, l)
 	}

@@ -32,6 +32,23 @@
 // from a sample), or the walk finds fewer than k matches, the matching
 // items are scanned exactly, so a selective filter still returns k results.
 //
+// SearchBatch (a method of HNSW and Flat, and a function over any Index)
+// searches many queries at once on every core and returns, per query,
+// exactly what Search returns. Options.Progress follows long Adds and
+// loads, for a progress bar or a log line.
+//
+// Options.Quantization = QuantInt8Only keeps int8 codes (a byte per
+// dimension and a scale) instead of float vectors in memory: the graph is
+// built with asymmetric distances (the float vector inserted against the
+// stored codes) and searched on the codes. Set Options.VectorsFile to keep
+// the full-precision vectors in a memory-mapped file on disk, used to
+// re-score the best candidates and by Get; without it results are ranked
+// on the codes and Get returns dequantized codes. Stats.Parts splits the
+// memory by what holds it.
+//
+//	idx, err := vector.NewHNSW[string](vector.Options{Dim: 384, Metric: vector.Cosine,
+//		Quantization: vector.QuantInt8Only, VectorsFile: "docs.vectors"})
+//
 // Deleted items are tombstoned at once and reclaimed by Compact, which
 // repairs the links around them and hands their slots to new inserts; it
 // runs automatically once tombstones pass Options.CompactRatio.

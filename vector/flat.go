@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 )
 
@@ -16,6 +17,9 @@ type FlatOptions struct {
 	// Name identifies the index in its metrics (the "index" label). Empty
 	// by default.
 	Name string
+	// Workers bounds the goroutines one SearchBatch call uses (default
+	// GOMAXPROCS).
+	Workers int
 }
 
 // Flat is an exact index: every search scans all vectors. It is the right
@@ -23,10 +27,11 @@ type FlatOptions struct {
 // measuring HNSW recall. Vectors live in one contiguous slab; deletes move
 // the last vector into the hole.
 type Flat[K Key] struct {
-	name   string
-	dim    int
-	metric Metric
-	dist   func(a, b []float32) float32
+	name    string
+	dim     int
+	metric  Metric
+	workers int
+	dist    func(a, b []float32) float32
 
 	mu     sync.RWMutex
 	vecs   []float32
@@ -48,7 +53,10 @@ func NewFlat[K Key](opts FlatOptions) (*Flat[K], error) {
 	if !opts.Metric.valid() {
 		return nil, fmt.Errorf("%w: unknown metric %d", ErrOptions, opts.Metric)
 	}
-	return &Flat[K]{name: opts.Name, dim: opts.Dim, metric: opts.Metric, dist: distFunc(opts.Metric), ids: make(map[K]int)}, nil
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	return &Flat[K]{name: opts.Name, dim: opts.Dim, metric: opts.Metric, workers: opts.Workers, dist: distFunc(opts.Metric), ids: make(map[K]int)}, nil
 }
 
 // Add inserts items; none is inserted when any is invalid or its id present.

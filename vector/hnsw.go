@@ -32,6 +32,7 @@ type Options struct {
 	Seed uint64
 	// Workers bounds the goroutines one Add or Upsert call uses to insert a
 	// batch (default GOMAXPROCS). Batches below 64 items run on the caller.
+	// It bounds the goroutines of one SearchBatch call too.
 	Workers int
 	// ExactFilterBelow is the estimated filter selectivity (fraction of live
 	// items matched) below which a filtered search scans the matching items
@@ -41,12 +42,29 @@ type Options struct {
 	// fraction of the slots in use (default 0.25; negative: only explicit Compact).
 	CompactRatio float64
 	// Quantization adds int8 codes that the search walks (default
-	// QuantNone); see QuantInt8.
+	// QuantNone); see QuantInt8, and QuantInt8Only, which keeps no float
+	// vectors in memory.
 	Quantization Quantization
-	// RescoreFactor: with QuantInt8 the base-layer beam is at least
-	// RescoreFactor*k wide and all of it is re-scored on float vectors
-	// (default 4).
+	// RescoreFactor: with QuantInt8 or QuantInt8Only the base-layer beam
+	// is at least RescoreFactor*k wide and all of it is re-scored on full
+	// precision vectors (QuantInt8Only: only with a VectorsFile) (default
+	// 4).
 	RescoreFactor int
+	// VectorsFile, with QuantInt8Only only, names a file that holds the
+	// full-precision vectors on disk for re-scoring and Get (any other
+	// Quantization is refused with an *OptionError). NewHNSW and LoadHNSW
+	// create it, or truncate it, and size it to the index's capacity (4*Dim
+	// bytes per slot, sparse until written); each insert writes its vector
+	// there and searches read the candidates they re-score through a
+	// read-only memory mapping (pread where there is no mmap). The vectors
+	// are in the kernel's page cache, not the Go heap: Stats.Bytes leaves
+	// them out (Stats.Parts.Mapped counts the mapping), the pages that
+	// searches touch count in the process's RSS while they stay cached, and
+	// the kernel evicts them under memory pressure, after which a re-score
+	// reads them back from disk. The file belongs to the index until Close
+	// and is scratch space: it is not a saved index (use Save) and may be
+	// removed after Close. Empty (default): results are ranked on the codes.
+	VectorsFile string
 	// Name identifies the index in its metrics (the "index" label) and logs
 	// (the "index" attribute), so that several indexes in one service tell
 	// their series apart. Empty by default.
@@ -54,6 +72,16 @@ type Options struct {
 	// Logger receives compaction and load messages. Nil means
 	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
+	// Progress, when not nil, follows long operations: Add and Upsert
+	// (Op "add") and LoadHNSW (Op "load"). It is called about every 100ms
+	// while one of 64 items or more runs, and once at the end with Done ==
+	// Total when it succeeds; Done only grows. Calls of one operation never
+	// overlap and all happen before it returns. The callback runs on a
+	// goroutine that holds none of the index's locks (the last call on the
+	// caller's, after they are released), so it may use the index; a slow
+	// callback delays only the next report, and the return of the
+	// operation by as long as its call in flight.
+	Progress func(Progress)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -96,8 +124,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CompactRatio == 0 {
 		o.CompactRatio = 0.25
 	}
-	if o.Quantization > QuantInt8 {
-		return o, fmt.Errorf("%w: unknown quantization %d", ErrOptions, o.Quantization)
+	if err := o.checkStorage(); err != nil {
+		return o, err
 	}
 	if o.RescoreFactor <= 0 {
 		o.RescoreFactor = 4
@@ -156,6 +184,8 @@ type HNSW[K Key] struct {
 	codes  []int8
 	cscale []float32
 	norm2  []float32
+	// QuantInt8Only only (nil otherwise): see storage.go.
+	only *codesOnly
 
 	stripes [nStripes]sync.Mutex
 
@@ -194,24 +224,25 @@ func NewHNSW[K Key](opts Options) (*HNSW[K], error) {
 		dist: distFunc(o.Metric),
 		ids:  make(map[K]uint32),
 	}
+	if err := h.openStorage(); err != nil {
+		return nil, err
+	}
 	h.allocate(o.Capacity)
 	return h, nil
 }
 
 // allocate sets every per-slot array to capacity c, keeping contents.
 func (h *HNSW[K]) allocate(c int) {
-	h.vecs = growSlice(h.vecs, c*h.dim)
+	if h.only == nil {
+		h.vecs = growSlice(h.vecs, c*h.dim)
+	}
 	h.links0 = growSlice(h.links0, c*(h.m0+1))
 	h.upper = growSlice(h.upper, c)
 	h.levels = growSlice(h.levels, c)
 	h.flags = growSlice(h.flags, c)
 	h.keys = growSlice(h.keys, c)
 	h.meta = growSlice(h.meta, c)
-	if h.opts.Quantization == QuantInt8 {
-		h.codes = growSlice(h.codes, c*h.dim)
-		h.cscale = growSlice(h.cscale, c)
-		h.norm2 = growSlice(h.norm2, c)
-	}
+	h.allocateStorage(c)
 }
 
 func growSlice[T any](s []T, n int) []T {
@@ -322,6 +353,9 @@ func (sc *searcher) seen(s uint32) bool {
 // distance returns the distance from q to slot s, calling the assembly
 // kernels directly when the CPU has them.
 func (h *HNSW[K]) distance(q []float32, s uint32) float32 {
+	if h.only != nil {
+		return h.adistance(q, s)
+	}
 	v := h.vec(s)
 	if hasAsm {
 		switch h.opts.Metric {
@@ -430,11 +464,7 @@ func (h *HNSW[K]) searchLayerSeeds(sc *searcher, q []float32, qq *qquery, ef, l 
 				continue
 			}
 			nbs = append(nbs, nb)
-			if qq != nil {
-				prefetchCode(h.code(nb))
-			} else {
-				prefetch(h.vec(nb))
-			}
+			h.prefetchSlot(nb, qq != nil)
 		}
 		sc.nbs = nbs
 		if l == 0 && len(sc.cand) > 0 { // the likely next expansion's links
@@ -483,10 +513,9 @@ func (h *HNSW[K]) selectNeighbors(cands []cand, max int, out []cand) []cand {
 		if len(out) >= max {
 			break
 		}
-		cv := h.vec(c.id)
 		good := true
 		for _, s := range out {
-			if h.dist(cv, h.vec(s.id)) < c.d {
+			if h.pairDistance(c.id, s.id) < c.d {
 				good = false
 				break
 			}
@@ -521,7 +550,7 @@ func sortCands(c []cand) {
 // only), write s's own lists, and only then add the back-links that make s
 // visible; the entry point moves to s last.
 func (h *HNSW[K]) link(sc *searcher, s uint32) {
-	q := h.vec(s)
+	q := h.nodeVec(s)
 	level := int(h.levels[s])
 	epv := h.ep.Load()
 	if epv == 0 {
@@ -537,7 +566,7 @@ func (h *HNSW[K]) link(sc *searcher, s uint32) {
 		epv = h.ep.Load()
 	}
 	cur, top := unpackEP(epv)
-	curD := h.dist(q, h.vec(cur))
+	curD := h.distance(q, cur)
 	for l := top; l > level; l-- {
 		cur, curD = h.greedy(q, cur, curD, l)
 	}
@@ -583,7 +612,7 @@ func (h *HNSW[K]) setOwnLinks(sc *searcher, s uint32, l int, sel []cand) {
 	defer mu.Unlock()
 	kept := sel
 	if n := int(own[0]); n > 0 {
-		q := h.vec(s)
+		q := h.nodeVec(s)
 		merged := append(sc.mrg[:0], sel...)
 	next:
 		for i := 1; i <= n; i++ {
@@ -593,7 +622,7 @@ func (h *HNSW[K]) setOwnLinks(sc *searcher, s uint32, l int, sel []cand) {
 					continue next
 				}
 			}
-			merged = append(merged, cand{h.dist(q, h.vec(id)), id})
+			merged = append(merged, cand{h.distance(q, id), id})
 		}
 		sortCands(merged)
 		sc.mrg = merged
@@ -625,7 +654,6 @@ func (h *HNSW[K]) addLink(sc *searcher, nb, s uint32, d float32, l int) {
 		atomic.StoreUint32(&list[0], uint32(n+1))
 		return
 	}
-	base := h.vec(nb)
 	cs := make([]cand, 0, n+1)
 	if cap(sc.sel) >= n+1 {
 		cs = sc.sel[:0]
@@ -633,7 +661,7 @@ func (h *HNSW[K]) addLink(sc *searcher, nb, s uint32, d float32, l int) {
 	cs = append(cs, cand{d, s})
 	for i := 1; i <= n; i++ {
 		id := list[i]
-		cs = append(cs, cand{h.dist(base, h.vec(id)), id})
+		cs = append(cs, cand{h.pairDistance(nb, id), id})
 	}
 	sortCands(cs)
 	kept := h.selectNeighbors(cs, max, []cand(sc.res[:0]))

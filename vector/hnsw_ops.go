@@ -77,6 +77,10 @@ func (h *HNSW[K]) insert(ctx context.Context, items []Item[K], upsert bool) erro
 	if err != nil {
 		return err
 	}
+	// Deferred first, so it runs after mutMu is released: the last
+	// progress call may use the index.
+	p := startProgress(h.opts.Progress, "add", len(ps))
+	defer p.stop()
 	h.mutMu.RLock()
 	defer h.mutMu.RUnlock()
 	if h.closed.Load() {
@@ -87,7 +91,12 @@ func (h *HNSW[K]) insert(ctx context.Context, items []Item[K], upsert bool) erro
 		return err
 	}
 	h.st.inserts.Add(int64(len(slots)))
-	return h.linkAll(ctx, slots)
+	defer h.dropPending(slots)
+	if err := h.linkAll(ctx, slots, p); err != nil {
+		return err
+	}
+	p.finish()
+	return nil
 }
 
 // place checks ids, reserves slots, writes vectors and metadata and
@@ -114,6 +123,9 @@ func (h *HNSW[K]) place(ps []prepared[K], upsert bool) ([]uint32, error) {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if err := h.writeVectorsFile(ps); err != nil {
+		return nil, err
+	}
 	slots := make([]uint32, len(ps))
 	for i, p := range ps {
 		var s uint32
@@ -125,10 +137,7 @@ func (h *HNSW[K]) place(ps []prepared[K], upsert bool) ([]uint32, error) {
 			atomic.StoreUint32(&h.next, s+1) // read without idMu by filtered scans
 		}
 		slots[i] = s
-		copy(h.vec(s), p.vec)
-		if h.codes != nil {
-			h.setCode(s)
-		}
+		h.store(s, p.vec)
 		level := h.randomLevel()
 		h.levels[s] = uint8(level)
 		h.links0[int(s)*(h.m0+1)] = 0
@@ -152,7 +161,8 @@ func (h *HNSW[K]) place(ps []prepared[K], upsert bool) ([]uint32, error) {
 }
 
 // linkAll links the placed slots into the graph, on up to Workers goroutines.
-func (h *HNSW[K]) linkAll(ctx context.Context, slots []uint32) error {
+// p (may be nil) counts the linked slots.
+func (h *HNSW[K]) linkAll(ctx context.Context, slots []uint32, p *progress) error {
 	workers := h.opts.Workers
 	if len(slots) < 64 {
 		workers = 1
@@ -176,6 +186,7 @@ func (h *HNSW[K]) linkAll(ctx context.Context, slots []uint32) error {
 			h.link(sc, slots[i])
 			h.mu.RUnlock()
 			done[i] = true
+			p.add(1)
 		}
 	}
 	if workers == 1 {
@@ -248,8 +259,9 @@ func (h *HNSW[K]) Delete(ctx context.Context, ids ...K) (int, error) {
 	return n, nil
 }
 
-// Get returns the item stored under id: a copy of its vector, and its
-// metadata shared with the index.
+// Get returns the item stored under id: a copy of its vector (under
+// QuantInt8Only read from the VectorsFile, or without one the dequantized
+// code, an approximation), and its metadata shared with the index.
 func (h *HNSW[K]) Get(id K) (Item[K], bool) {
 	if h.closed.Load() {
 		return Item[K]{}, false
@@ -262,10 +274,10 @@ func (h *HNSW[K]) Get(id K) (Item[K], bool) {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.vecs == nil {
+	if h.levels == nil {
 		return Item[K]{}, false
 	}
-	return Item[K]{ID: id, Vector: append([]float32(nil), h.vec(s)...), Metadata: h.meta[s]}, true
+	return Item[K]{ID: id, Vector: h.getVec(s), Metadata: h.meta[s]}, true
 }
 
 // Len returns the number of live items.
@@ -290,10 +302,14 @@ func (h *HNSW[K]) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.vecs, h.links0, h.upper, h.levels, h.flags, h.keys, h.meta = nil, nil, nil, nil, nil, nil, nil
+	err := h.closeStorage()
 	h.ids = nil
 	h.free = nil
 	h.next = 0
 	h.ep.Store(0)
+	if err != nil {
+		return fmt.Errorf("vector: close: %w", err)
+	}
 	return nil
 }
 
@@ -320,7 +336,7 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.vecs == nil {
+	if h.levels == nil {
 		return nil, ErrClosed
 	}
 	h.st.searches.Add(1)
@@ -343,6 +359,13 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 	h.descend(sc, q, epv)
 	if h.codes == nil {
 		h.searchLayerSeeds(sc, q, nil, ef, 0, f, false)
+	} else if h.only != nil {
+		// QuantInt8Only walks with the float query against the codes
+		// (distance is the asymmetric one), from every seed.
+		h.searchLayerSeeds(sc, q, nil, max(ef, k*h.opts.RescoreFactor), 0, f, false)
+		if h.only.vf != nil {
+			h.rescore(sc, q)
+		}
 	} else {
 		cur, curD := sc.seeds[0].id, sc.seeds[0].d
 		for _, c := range sc.seeds[1:] {
@@ -371,8 +394,9 @@ func (h *HNSW[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 func (h *HNSW[K]) rescore(sc *searcher, q []float32) {
 	sc.tmp = append(sc.tmp[:0], sc.res...)
 	sc.res = sc.res[:0]
+	h.prefetchExact(sc.tmp)
 	for _, c := range sc.tmp {
-		sc.res.push(cand{h.distance(q, c.id), c.id})
+		sc.res.push(cand{h.exactDistance(q, c.id), c.id})
 	}
 }
 
@@ -422,7 +446,7 @@ func (h *HNSW[K]) exactFiltered(sc *searcher, q []float32, k int, f Filter) []Re
 		if atomic.LoadUint32(&h.flags[s]) != flagUsed || !f.Match(h.meta[s]) {
 			continue
 		}
-		d := h.dist(q, h.vec(uint32(s)))
+		d := h.exactDistance(q, uint32(s))
 		if len(sc.res) < k {
 			sc.res.push(cand{d, uint32(s)})
 		} else if d < sc.res.top().d {

@@ -581,7 +581,7 @@ func (h *HNSW[K]) Save(ctx context.Context, path string) error {
 			if h.flags[s]&flagUsed == 0 {
 				continue
 			}
-			e.f32s(h.vec(uint32(s)))
+			e.f32s(h.saveVec(uint32(s)))
 			for l := 0; l <= int(h.levels[s]); l++ {
 				list := h.list(uint32(s), l)
 				cnt := list[0]
@@ -618,8 +618,10 @@ func sweep(path string, logger *slog.Logger) {
 // LoadHNSW reads an index written by HNSW.Save. The file's parameters
 // (dimension, metric, M, efConstruction, efSearch) override those in opts;
 // the other options (Workers, ExactFilterBelow, CompactRatio, Quantization,
-// RescoreFactor, Logger) apply, so a saved index can be loaded with or
-// without int8 codes. The file is streamed into the index (no copy of the
+// RescoreFactor, VectorsFile, Logger) apply, so a saved index can be loaded
+// with or without int8 codes. Under QuantInt8Only each vector is read into
+// one scratch vector, quantized and written to the VectorsFile (when set):
+// the floats are never all in memory. The file is streamed into the index (no copy of the
 // whole file in memory) and its checksum verified at the end: a truncated
 // or damaged file returns an error matching ErrCorrupt and no index. A
 // cancelled ctx stops the load between slots and returns ctx.Err() wrapped.
@@ -717,9 +719,20 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 	opts.Capacity = max(used, 1)
 	h, err := NewHNSW[K](opts)
 	if err != nil {
+		if storageError(err) { // the caller's options, not the file
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	loaded := false
+	defer func() {
+		if !loaded { // release the vectors file of a refused load
+			h.closeStorage()
+		}
+	}()
 	h.ids = make(map[K]uint32, used)
+	p := startProgress(opts.Progress, "load", used)
+	defer p.stop()
 	for s := 0; s < n; s++ {
 		if ns := remap[s]; ns != freeSlot {
 			h.flags[ns], h.levels[ns] = uint32(fl[2*s]), fl[2*s+1]
@@ -734,7 +747,8 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 		if ns == freeSlot {
 			continue
 		}
-		v := h.vec(ns)
+		p.add(1)
+		v := h.loadVec(ns)
 		d.f32s(v)
 
 		for l := 0; l <= int(h.levels[ns]); l++ {
@@ -775,6 +789,9 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 				return nil, fmt.Errorf("%w: slot %d vector holds %v", ErrCorrupt, s, x)
 			}
 		}
+		if err := h.loaded(ns, v); err != nil {
+			return nil, err
+		}
 		if h.flags[ns]&flagDeleted != 0 {
 			dead++
 			continue
@@ -799,11 +816,6 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 			}
 		}
 	}
-	if h.codes != nil {
-		for s := 0; s < used; s++ {
-			h.setCode(uint32(s))
-		}
-	}
 	if epv != 0 {
 		s, l := unpackEP(epv)
 		if int(s) >= n || remap[s] == freeSlot || int(h.levels[remap[s]]) != l {
@@ -818,5 +830,7 @@ func decodeHNSWFrom[K Key](ctx context.Context, d *decoder, opts Options) (*HNSW
 	h.live.Store(live)
 	h.deleted.Store(dead)
 	h.seq.Store(uint64(n))
+	p.finish()
+	loaded = true
 	return h, nil
 }

@@ -25,6 +25,27 @@ type Stats struct {
 	// Bytes divided by Live.
 	Bytes          int64
 	BytesPerVector float64
+	// Parts splits Bytes by what holds it (HNSW only).
+	Parts StatsParts
+}
+
+// StatsParts splits an index's memory by what holds it. Every field but
+// Mapped is part of Stats.Bytes and they add up to it.
+type StatsParts struct {
+	// Vectors: the float32 vectors (none under QuantInt8Only).
+	Vectors int64
+	// Codes: int8 codes, their scales and squared norms.
+	Codes int64
+	// Links: the graph's link lists, levels and slot flags.
+	Links int64
+	// Keys: the ids per slot, the id map and the free-slot list.
+	Keys int64
+	// Metadata: the per-slot metadata references (the maps themselves are
+	// the caller's values and not counted).
+	Metadata int64
+	// Mapped is the size of the memory mapping of Options.VectorsFile: page
+	// cache, not heap, and not part of Bytes (see Options.VectorsFile).
+	Mapped int64
 }
 
 // Stats returns a snapshot of the index's counters.
@@ -37,26 +58,34 @@ func (h *HNSW[K]) Stats() Stats {
 		Slots:     h.capacity(),
 		FreeSlots: len(h.free),
 	}
-	b := int64(cap(h.vecs))*4 + int64(cap(h.links0))*4 + int64(cap(h.upper))*24 +
-		int64(cap(h.levels)) + int64(cap(h.flags))*4 + int64(cap(h.meta))*8 + int64(cap(h.free))*4 +
-		int64(cap(h.codes)) + int64(cap(h.cscale))*4 + int64(cap(h.norm2))*4
+	var p StatsParts
+	p.Vectors = int64(cap(h.vecs)) * 4
+	p.Codes = int64(cap(h.codes)) + int64(cap(h.cscale))*4 + int64(cap(h.norm2))*4
+	p.Links = int64(cap(h.links0))*4 + int64(cap(h.upper))*24 + int64(cap(h.levels)) + int64(cap(h.flags))*4
+	p.Metadata = int64(cap(h.meta)) * 8
+	p.Keys = int64(cap(h.free)) * 4
 	var zero K
 	if _, isStr := any(zero).(string); isStr {
-		b += int64(cap(h.keys)) * 16
+		p.Keys += int64(cap(h.keys)) * 16
 	} else {
-		b += int64(cap(h.keys)) * 8
+		p.Keys += int64(cap(h.keys)) * 8
 	}
 	for s := 0; s < int(h.next); s++ {
-		b += int64(cap(h.upper[s])) * 4
+		p.Links += int64(cap(h.upper[s])) * 4
 		if k, ok := any(h.keys[s]).(string); ok {
-			b += int64(len(k))
+			p.Keys += int64(len(k))
 		}
 	}
 	// A Go map entry costs about its key and value plus ~50% overhead.
-	b += int64(len(h.ids)) * (24 + 4) * 3 / 2
+	p.Keys += int64(len(h.ids)) * (24 + 4) * 3 / 2
+	if h.only != nil && h.only.vf != nil {
+		p.Mapped = int64(len(h.only.vf.data))
+	}
 	h.mu.RUnlock()
 	h.idMu.RUnlock()
+	b := p.Vectors + p.Codes + p.Links + p.Keys + p.Metadata
 	st.Bytes = b
+	st.Parts = p
 	if st.Live > 0 {
 		st.BytesPerVector = float64(b) / float64(st.Live)
 	}

@@ -9,7 +9,9 @@ does (it includes CPython's per-call overhead, a few microseconds), "batch"
 passes all queries in one call on one thread (no per-call overhead).
 cpu_qps divides by this thread's CPU time, like the Go benchmark's cpu_qps.
 
-Usage: benchmarks/vector/hnswlib_bench.py <dir>   (see run.sh)
+Usage: benchmarks/vector/hnswlib_bench.py <dir> [l2|cosine]   (see run.sh)
+"cosine" reads the cosine set (base-cos.fvecs, query-cos.fvecs,
+truth-cos.ivecs), which hnswlib's cosine space normalises itself.
 """
 import sys
 import time
@@ -27,17 +29,21 @@ def read_vecs(path, dtype):
 
 def main():
     d = sys.argv[1]
-    base = read_vecs(d + "/base.fvecs", np.float32)
-    queries = read_vecs(d + "/query.fvecs", np.float32)
-    truth = read_vecs(d + "/truth.ivecs", np.int32)
+    space = sys.argv[2] if len(sys.argv) > 2 else "l2"
+    if space not in ("l2", "cosine"):
+        sys.exit(f"unknown space {space!r}, want l2 or cosine")
+    suffix = "-cos" if space == "cosine" else ""
+    base = read_vecs(d + "/base" + suffix + ".fvecs", np.float32)
+    queries = read_vecs(d + "/query" + suffix + ".fvecs", np.float32)
+    truth = read_vecs(d + "/truth" + suffix + ".ivecs", np.int32)
     n, dim = base.shape
-    idx = hnswlib.Index(space="l2", dim=dim)
+    idx = hnswlib.Index(space=space, dim=dim)
     idx.init_index(max_elements=n, M=16, ef_construction=200, random_seed=42)
     t0 = time.time()
     idx.add_items(base, np.arange(n), num_threads=-1)
     build = time.time() - t0
     idx.set_num_threads(1)
-    print(f"hnswlib {n}x{dim} build_s(all cores)={build:.1f}")
+    print(f"hnswlib {space} {n}x{dim} build_s(all cores)={build:.1f}")
     print("ef\trecall@10\tloop_qps\tloop_cpu_qps\tbatch_qps\tbatch_cpu_qps")
     reps = 10
     for ef in (16, 24, 32, 48, 64, 128, 256):
