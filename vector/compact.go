@@ -20,6 +20,10 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
+	// Deferred before mutMu's unlock, so that it runs after it: the last
+	// progress call may use the index.
+	var p *progress
+	defer func() { p.stop() }()
 	h.mutMu.Lock()
 	defer h.mutMu.Unlock()
 	if h.closed.Load() {
@@ -28,6 +32,7 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 	start := time.Now()
 	h.mu.RLock()
 	n := int(h.next)
+	p = startProgress(h.opts.Progress, "compact", n)
 	var dead []uint32
 	for s := 0; s < n; s++ {
 		if h.flags[s]&flagDeleted != 0 {
@@ -36,6 +41,7 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 	}
 	if len(dead) == 0 {
 		h.mu.RUnlock()
+		p.finish()
 		return nil
 	}
 	isDead := make([]bool, n)
@@ -43,7 +49,7 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 		isDead[s] = true
 	}
 	h.fixEntryPoint(isDead)
-	if err := h.repair(ctx, n, isDead); err != nil {
+	if err := h.repair(ctx, n, isDead, p); err != nil {
 		h.mu.RUnlock()
 		return err
 	}
@@ -75,6 +81,7 @@ func (h *HNSW[K]) Compact(ctx context.Context) error {
 	// Routine upkeep that runs on its own after deletes: Debug, like the
 	// feature store's sweeps, so a default logger stays quiet about it.
 	h.opts.Logger.Debug("vector: compacted", "reclaimed", len(dead), "live", h.live.Load(), "took", time.Since(start))
+	p.finish()
 	return nil
 }
 
@@ -104,8 +111,9 @@ func (h *HNSW[K]) fixEntryPoint(isDead []bool) {
 }
 
 // repair relinks every live node whose lists hold dead nodes, on Workers
-// goroutines, then relinks nodes left unreachable on layer 0.
-func (h *HNSW[K]) repair(ctx context.Context, n int, isDead []bool) error {
+// goroutines, then relinks nodes left unreachable on layer 0. p (may be
+// nil) counts the slots looked at.
+func (h *HNSW[K]) repair(ctx context.Context, n int, isDead []bool, p *progress) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var cancelled atomic.Bool
@@ -118,9 +126,12 @@ func (h *HNSW[K]) repair(ctx context.Context, n int, isDead []bool) error {
 				if s >= n {
 					return
 				}
-				if s%1024 == 0 && ctx.Err() != nil {
-					cancelled.Store(true)
-					return
+				if s%1024 == 0 {
+					if ctx.Err() != nil {
+						cancelled.Store(true)
+						return
+					}
+					p.add(min(1024, n-s))
 				}
 				if isDead[s] || h.flags[s]&flagUsed == 0 {
 					continue

@@ -73,7 +73,8 @@ type Options struct {
 	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// Progress, when not nil, follows long operations: Add and Upsert
-	// (Op "add") and LoadHNSW (Op "load"). It is called about every 100ms
+	// (Op "add"), LoadHNSW (Op "load") and Compact (Op "compact", counting
+	// the slots it looks at). It is called about every 100ms
 	// while one of 64 items or more runs, and once at the end with Done ==
 	// Total when it succeeds; Done only grows. Calls of one operation never
 	// overlap and all happen before it returns. The callback runs on a

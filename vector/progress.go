@@ -8,7 +8,8 @@ import (
 // Progress reports how far a long operation on an HNSW index has got; see
 // Options.Progress.
 type Progress struct {
-	// Op names the operation: "add" (Add and Upsert) or "load" (LoadHNSW).
+	// Op names the operation: "add" (Add and Upsert), "load" (LoadHNSW)
+	// or "compact" (Compact, also when Delete starts it).
 	Op string
 	// Done is the number of items finished so far, out of Total. Done
 	// equals Total only in the last call of an operation that succeeded.

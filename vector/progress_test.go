@@ -125,3 +125,34 @@ func TestProgressReporter(t *testing.T) {
 	none.finish()
 	none.stop()
 }
+
+func TestProgressCompact(t *testing.T) {
+	ctx := context.Background()
+	data, _ := clustered(1500, 0, 8, 6, 7)
+	var calls []Progress
+	h := buildHNSW(t, data, Options{Dim: 8, EfConstruction: 32, CompactRatio: -1, Progress: func(p Progress) {
+		if p.Op == "compact" {
+			calls = append(calls, p)
+		}
+	}})
+	ids := make([]uint64, 300)
+	for i := range ids {
+		ids[i] = uint64(i)
+	}
+	_, err := h.Delete(ctx, ids...)
+	require.NoError(t, err)
+	require.NoError(t, h.Compact(ctx))
+	requireProgress(t, calls, "compact", len(data))
+	require.Equal(t, 300, h.Stats().FreeSlots)
+
+	// A cancelled compaction ends without the Done == Total call.
+	_, err = h.Delete(ctx, 400, 401)
+	require.NoError(t, err)
+	calls = nil
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, h.Compact(cctx), context.Canceled)
+	for _, c := range calls {
+		require.Less(t, c.Done, c.Total)
+	}
+}
