@@ -164,7 +164,7 @@ func TestStatsCollector(t *testing.T) {
 	require.Positive(t, st.BytesPerVector)
 
 	c := h.Collector(prometheus.Labels{"index": "churn"})
-	require.Equal(t, 10, testutil.CollectAndCount(c))
+	require.Equal(t, 16, testutil.CollectAndCount(c))
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP quiver_vector_items Live items in the index.
 # TYPE quiver_vector_items gauge
@@ -173,6 +173,37 @@ quiver_vector_items{index="churn"} 1
 # TYPE quiver_vector_tombstones gauge
 quiver_vector_tombstones{index="churn"} 1
 `), "quiver_vector_items", "quiver_vector_tombstones"))
+	// The parts add up to the total; a float index has no codes or mapping.
+	var sum float64
+	for _, part := range []string{"vectors", "codes", "links", "keys", "metadata"} {
+		sum += partBytes(t, c, part)
+	}
+	require.Equal(t, float64(st.Bytes), sum)
+	require.Positive(t, partBytes(t, c, "vectors"))
+	require.Zero(t, partBytes(t, c, "codes"))
+}
+
+// partBytes returns the value of quiver_vector_memory_part_bytes for part.
+func partBytes(t *testing.T, c prometheus.Collector, part string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "quiver_vector_memory_part_bytes" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "part" && lp.GetValue() == part {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no quiver_vector_memory_part_bytes{part=%q}", part)
+	return 0
 }
 
 func TestFlatStats(t *testing.T) {
@@ -189,5 +220,7 @@ func TestFlatStats(t *testing.T) {
 	require.Equal(t, int64(1), st.Deletes)
 	require.Equal(t, int64(1), st.Searches)
 	require.GreaterOrEqual(t, st.BytesPerVector, 16.0)
-	require.Equal(t, 10, testutil.CollectAndCount(f.Collector(nil)))
+	require.Equal(t, 16, testutil.CollectAndCount(f.Collector(nil)))
+	require.Equal(t, st.Bytes, st.Parts.Vectors+st.Parts.Keys+st.Parts.Metadata)
+	require.Equal(t, int64(cap(f.vecs))*4, st.Parts.Vectors)
 }

@@ -59,6 +59,9 @@
 //
 //   - quiver_vector_items, quiver_vector_tombstones, quiver_vector_slots: gauges
 //   - quiver_vector_memory_bytes: gauge
+//   - quiver_vector_memory_part_bytes{part}: gauge, memory_bytes by part
+//     (vectors, codes, links, keys, metadata)
+//   - quiver_vector_mapped_bytes: gauge, the VectorsFile mapping
 //   - quiver_vector_searches_total, quiver_vector_exact_scans_total: counters
 //   - quiver_vector_inserts_total, quiver_vector_deletes_total: counters
 //   - quiver_vector_compactions_total, quiver_vector_reclaimed_slots_total: counters

@@ -142,17 +142,18 @@ func (f *Flat[K]) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	st := Stats{Live: len(f.keys), Slots: cap(f.keys)}
-	b := int64(cap(f.vecs))*4 + int64(cap(f.meta))*8 + int64(len(f.ids))*(24+8)*3/2
+	p := StatsParts{Vectors: int64(cap(f.vecs)) * 4, Metadata: int64(cap(f.meta)) * 8, Keys: int64(len(f.ids)) * (24 + 8) * 3 / 2}
 	var zero K
 	if _, isStr := any(zero).(string); isStr {
-		b += int64(cap(f.keys)) * 16
+		p.Keys += int64(cap(f.keys)) * 16
 		for _, k := range f.keys {
-			b += int64(len(any(k).(string)))
+			p.Keys += int64(len(any(k).(string)))
 		}
 	} else {
-		b += int64(cap(f.keys)) * 8
+		p.Keys += int64(cap(f.keys)) * 8
 	}
-	st.Bytes = b
+	b := p.Vectors + p.Metadata + p.Keys
+	st.Bytes, st.Parts = b, p
 	if st.Live > 0 {
 		st.BytesPerVector = float64(b) / float64(st.Live)
 	}

@@ -25,7 +25,7 @@ type Stats struct {
 	// Bytes divided by Live.
 	Bytes          int64
 	BytesPerVector float64
-	// Parts splits Bytes by what holds it (HNSW only).
+	// Parts splits Bytes by what holds it.
 	Parts StatsParts
 }
 
@@ -124,10 +124,14 @@ func newCollector(name string, constLabels prometheus.Labels, stats func() Stats
 		return prometheus.NewDesc("quiver_vector_"+name, help, nil, l)
 	}
 	return &collector{stats: stats,
-		live:      d("items", "Live items in the index."),
-		deleted:   d("tombstones", "Deleted items not yet compacted."),
-		slots:     d("slots", "Allocated slots."),
-		bytes:     d("memory_bytes", "Estimated memory held by the index."),
+		live:    d("items", "Live items in the index."),
+		deleted: d("tombstones", "Deleted items not yet compacted."),
+		slots:   d("slots", "Allocated slots."),
+		bytes:   d("memory_bytes", "Estimated memory held by the index."),
+		part: prometheus.NewDesc("quiver_vector_memory_part_bytes",
+			"Estimated memory held by the index, by part (vectors, codes, links, keys, metadata); the parts add up to quiver_vector_memory_bytes.",
+			[]string{"part"}, l),
+		mapped:    d("mapped_bytes", "Size of the memory mapping of the index's vectors file (page cache, not heap)."),
 		searches:  d("searches_total", "Searches served."),
 		exact:     d("exact_scans_total", "Filtered searches answered by an exact scan."),
 		inserts:   d("inserts_total", "Items inserted."),
@@ -140,10 +144,11 @@ func newCollector(name string, constLabels prometheus.Labels, stats func() Stats
 type collector struct {
 	stats                                                                               func() Stats
 	live, deleted, slots, bytes, searches, exact, inserts, deletes, compacts, reclaimed *prometheus.Desc
+	part, mapped                                                                        *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.live, c.deleted, c.slots, c.bytes, c.searches, c.exact, c.inserts, c.deletes, c.compacts, c.reclaimed} {
+	for _, d := range []*prometheus.Desc{c.live, c.deleted, c.slots, c.bytes, c.searches, c.exact, c.inserts, c.deletes, c.compacts, c.reclaimed, c.part, c.mapped} {
 		ch <- d
 	}
 }
@@ -162,4 +167,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.deletes, ct, float64(s.Deletes))
 	ch <- prometheus.MustNewConstMetric(c.compacts, ct, float64(s.Compactions))
 	ch <- prometheus.MustNewConstMetric(c.reclaimed, ct, float64(s.Reclaimed))
+	for _, p := range []struct {
+		name string
+		v    int64
+	}{{"vectors", s.Parts.Vectors}, {"codes", s.Parts.Codes}, {"links", s.Parts.Links}, {"keys", s.Parts.Keys}, {"metadata", s.Parts.Metadata}} {
+		ch <- prometheus.MustNewConstMetric(c.part, g, float64(p.v), p.name)
+	}
+	ch <- prometheus.MustNewConstMetric(c.mapped, g, float64(s.Parts.Mapped))
 }
