@@ -17,7 +17,10 @@
 // Redis at once with ErrUnavailable (which wraps ErrRedis) for
 // Options.BreakerBackoff; then one call probes Redis and, when it answers,
 // the tier works as before. Rows the local store holds and are fresh keep
-// being served meanwhile.
+// being served meanwhile. Tier.Stats counts the traffic with Redis (reads
+// found and not found, writes, failures, refused calls, the breaker's
+// state) and Tier.Collector exports it as quiver_features_redis_*; register
+// it beside Local().Collector.
 //
 // Keys are Prefix:len(view):view:vVersion:entity (the view name's length
 // in decimal, then the name), which no other view and entity pair can

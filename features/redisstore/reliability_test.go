@@ -152,10 +152,13 @@ func TestTierCircuitBreaker(t *testing.T) {
 	tier := newTierWith(t, rdb, Options{BreakerBackoff: backoff}, clk)
 	require.NoError(t, tier.Put(ctx, "user", testRow("kept", time.Now(), 1)))
 
+	require.Equal(t, TierStats{Written: 1}, tier.Stats())
+
 	srv.stop()
 	_, _, err := readAge(t, tier, "a")
 	require.ErrorIs(t, err, ErrRedis)
 	require.NotErrorIs(t, err, ErrUnavailable, "the first failure reached Redis")
+	require.Equal(t, TierStats{Written: 1, Fetched: 1, Failures: 1, BreakerOpen: true}, tier.Stats())
 
 	steps := []struct {
 		name string
@@ -170,6 +173,7 @@ func TestTierCircuitBreaker(t *testing.T) {
 		require.ErrorIs(t, err, ErrUnavailable, s.name)
 		require.ErrorIs(t, err, ErrRedis, s.name)
 	}
+	require.Equal(t, TierStats{Written: 1, Fetched: 1, Failures: 1, Refused: 3, BreakerOpen: true}, tier.Stats())
 	age, st, err := readAge(t, tier, "kept")
 	require.NoError(t, err, "a fresh local row needs no Redis")
 	require.Equal(t, features.StatusPresent, st)
@@ -192,6 +196,10 @@ func TestTierCircuitBreaker(t *testing.T) {
 	require.NoError(t, tier.Put(ctx, "user", testRow("f", time.Now(), 4)), "the probe finds Redis back")
 	_, _, err = readAge(t, tier, "g")
 	require.NoError(t, err)
+	s := tier.Stats()
+	require.False(t, s.BreakerOpen, "the probe closed the breaker")
+	require.Equal(t, uint64(2), s.Failures, "the first call and the failed probe")
+	require.Equal(t, uint64(2), s.Written)
 	other := newTierWith(t, srv.client(t), Options{}, nil)
 	age, st, err = readAge(t, other, "f")
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -73,6 +74,12 @@ type Tier struct {
 	maxStale time.Duration // < 0: local copies never go stale
 	leases   leases
 	breaker  breaker
+	stats    tierCounters
+}
+
+// tierCounters are the tier's traffic with Redis, read by Stats.
+type tierCounters struct {
+	fetched, found, written, failures, refused, undecodable atomic.Uint64
 }
 
 var _ features.Store = (*Tier)(nil)
@@ -176,15 +183,16 @@ func (t *Tier) Put(ctx context.Context, view string, rows ...features.Row) error
 		ok := orderKey(r.EventTime.UnixNano())
 		putScript.EvalSha(ctx, pipe, []string{t.key(v, r.Entity)}, ok, ok+string(payload), pxat)
 	}
-	if pipe.Len() > 0 {
-		if err := t.breaker.allow(now); err != nil {
+	if n := pipe.Len(); n > 0 {
+		if err := t.allow(now); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
 		err := t.exec(ctx, pipe, v, valid, now)
-		t.breaker.done(ctx, err, t.now())
+		t.done(ctx, err)
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
+		t.stats.written.Add(uint64(n))
 	}
 	if len(valid) > 0 {
 		if err := t.local.Put(ctx, view, valid...); err != nil {
@@ -233,9 +241,10 @@ func (t *Tier) exec(ctx context.Context, pipe redis.Pipeliner, v features.View, 
 // stale local copy is not served. It returns how many rows it cached.
 func (t *Tier) fetch(ctx context.Context, v features.View, entities []string) (int, error) {
 	now := t.now()
-	if err := t.breaker.allow(now); err != nil {
+	if err := t.allow(now); err != nil {
 		return 0, err
 	}
+	t.stats.fetched.Add(uint64(len(entities)))
 	pipe := t.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(entities))
 	for i, e := range entities {
@@ -245,7 +254,7 @@ func (t *Tier) fetch(ctx context.Context, v features.View, entities []string) (i
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}
-	t.breaker.done(ctx, err, t.now())
+	t.done(ctx, err)
 	if err != nil {
 		return 0, fmt.Errorf("%w: read: %w", ErrRedis, err)
 	}
@@ -261,12 +270,15 @@ func (t *Tier) fetch(ctx context.Context, v features.View, entities []string) (i
 		if err != nil {
 			continue
 		}
+		t.stats.found.Add(1)
 		if len(s) < 16 {
+			t.stats.undecodable.Add(1)
 			t.log.Warn("redisstore: short value", "view", v.Name, "entity", entities[i])
 			continue
 		}
 		r, err := t.local.UnmarshalRow(v.Name, entities[i], []byte(s[16:]))
 		if err != nil {
+			t.stats.undecodable.Add(1)
 			t.log.Warn("redisstore: undecodable value", "view", v.Name, "entity", entities[i], "error", err)
 			continue
 		}
@@ -358,6 +370,25 @@ func (t *Tier) GetRow(ctx context.Context, view, entity string) (features.Result
 	return t.local.GetRow(ctx, view, entity)
 }
 
+// allow asks the circuit breaker whether a call may go to Redis now,
+// counting the calls it refuses.
+func (t *Tier) allow(now time.Time) error {
+	err := t.breaker.allow(now)
+	if err != nil {
+		t.stats.refused.Add(1)
+	}
+	return err
+}
+
+// done records a Redis call's outcome with the breaker, counting failures
+// that are not the caller's own context ending.
+func (t *Tier) done(ctx context.Context, err error) {
+	if err != nil && ctx.Err() == nil {
+		t.stats.failures.Add(1)
+	}
+	t.breaker.done(ctx, err, t.now())
+}
+
 // leases records when this tier last wrote or read each local row through
 // Redis, so that reads know which local copies are older than
 // MaxStaleness. An entry older than that means the same as no entry, which
@@ -421,6 +452,14 @@ type breaker struct {
 	backoff   time.Duration
 	openUntil time.Time // zero: closed
 	probing   bool
+}
+
+// open reports whether the breaker refuses calls at now (a probe may be
+// due).
+func (b *breaker) open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.openUntil.IsZero()
 }
 
 // allow returns nil when a call may go to Redis, and ErrUnavailable while
