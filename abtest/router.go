@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/quiverml/quiver/internal/metrics"
 	"github.com/quiverml/quiver/serving"
@@ -70,7 +73,15 @@ type RouterOptions struct {
 	// (see ModelRouter.Tracker).
 	Tracker *Tracker
 	// Shadows receive an asynchronous copy of every request; their answers
-	// go to OnShadow and to ShadowTracker, never to the caller.
+	// go to OnShadow and to ShadowTracker, never to the caller. When the
+	// request's context carries an OpenTelemetry span, a shadow's
+	// prediction gets a span of its own, quiver.abtest.shadow, a child of
+	// the request's span in the request's trace (a traced Batcher under the
+	// shadow records its spans beneath it). The prediction does not inherit
+	// the request's deadline, cancellation or other values (such as
+	// registry.WithServedHook, which reports the version that answered the
+	// caller): it runs after the request has been answered, bounded by
+	// ShadowTimeout.
 	Shadows map[string]serving.Model
 	// ShadowQueue bounds the copies waiting for a shadow worker; when it is
 	// full new copies are dropped and counted. Zero means 1024.
@@ -144,7 +155,11 @@ type shadowModel struct {
 	model serving.Model
 }
 
+// tracerName is the instrumentation scope of the router's spans.
+const tracerName = "github.com/quiverml/quiver/abtest"
+
 type shadowJob struct {
+	span    trace.Span // the request's span; the shadow's spans join its trace
 	shadow  int
 	unit    string
 	primary string
@@ -293,16 +308,17 @@ func (r *ModelRouter) Predict(ctx context.Context, req Request) (Result, error) 
 		return res, fmt.Errorf("abtest: experiment %q variant %q: %w", a.Experiment, a.Variant, err)
 	}
 	if len(r.shadows) > 0 {
-		r.enqueueShadows(req, a.Variant, out)
+		r.enqueueShadows(ctx, req, a.Variant, out)
 	}
 	return res, nil
 }
 
 // enqueueShadows runs under closeMu's read lock, so the queue is open.
-func (r *ModelRouter) enqueueShadows(req Request, primary string, out map[string]serving.Value) {
+func (r *ModelRouter) enqueueShadows(ctx context.Context, req Request, primary string, out map[string]serving.Value) {
+	span := trace.SpanFromContext(ctx)
 	for i := range r.shadows {
 		select {
-		case r.shadowQ <- shadowJob{shadow: i, unit: req.Unit, primary: primary, inputs: req.Inputs, outputs: out}:
+		case r.shadowQ <- shadowJob{span: span, shadow: i, unit: req.Unit, primary: primary, inputs: req.Inputs, outputs: out}:
 			r.enqueued.Add(1)
 		default:
 			r.dropped.Add(1)
@@ -314,11 +330,30 @@ func (r *ModelRouter) shadowWorker() {
 	defer r.workers.Done()
 	for job := range r.shadowQ {
 		s := r.shadows[job.shadow]
-		ctx, cancel := context.WithTimeout(context.Background(), r.shadowTO)
+		// The request's trace, not its deadline or values: the shadow runs
+		// after the request has been answered, usually after its span ended.
+		base, span := context.Background(), trace.Span(nil)
+		if job.span.SpanContext().IsValid() {
+			base, span = job.span.TracerProvider().Tracer(tracerName).Start(
+				trace.ContextWithSpan(base, job.span), "quiver.abtest.shadow",
+				trace.WithSpanKind(trace.SpanKindInternal),
+				trace.WithAttributes(
+					attribute.String("quiver.experiment", r.assigner.Name()),
+					attribute.String("quiver.shadow", s.name),
+					attribute.String("quiver.primary", job.primary)))
+		}
+		ctx, cancel := context.WithTimeout(base, r.shadowTO)
 		start := monotonic()
 		out, err := s.model.Predict(ctx, job.inputs)
 		lat := monotonic() - start
 		cancel()
+		if span != nil {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "shadow prediction failed")
+			}
+			span.End()
+		}
 		r.shadowTrack.vs[job.shadow].observeRequest(lat, err != nil)
 		if err != nil {
 			r.failed.Add(1)
