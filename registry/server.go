@@ -158,9 +158,10 @@ type Server struct {
 
 	syncMu sync.Mutex // one Sync at a time; one goroutine per model touches its failed/broken maps
 
-	mu      sync.RWMutex // guards targets and models[*].lives
+	mu      sync.RWMutex // guards targets, models[*].lives and swapped
 	targets map[targetKey]*target
 	models  map[string]*modelState
+	swapped chan struct{} // closed and replaced at every swap, closed at Close
 
 	evMu     sync.RWMutex
 	events   chan Event
@@ -305,6 +306,7 @@ func NewServer(reg Registry, load Loader, opts ServerOptions) (*Server, error) {
 		models:  map[string]*modelState{},
 		events:  make(chan Event, opts.EventBuffer),
 		poke:    make(chan struct{}, 1),
+		swapped: make(chan struct{}),
 		now:     time.Now,
 	}, nil
 }
@@ -629,6 +631,8 @@ func (s *Server) swapLocked(model, alias string, l *live) {
 	t.cur.Store(l)
 	t.since.Store(time.Now().UnixNano())
 	s.swaps.Add(1)
+	close(s.swapped)
+	s.swapped = make(chan struct{})
 	var from int64
 	if old != nil {
 		from = old.v.Number
@@ -758,6 +762,46 @@ func (s *Server) Current(model, alias string) (Version, bool) {
 	return Version{}, false
 }
 
+// WaitFor blocks until alias of model serves version (alias "" means
+// Latest) and returns that version: a deploy step waits with it for the
+// move it made to take effect here. It returns at once when the alias
+// serves version already, ctx's error (wrapped) when ctx ends first, and
+// ErrClosed when the server closes. WaitFor does not read the registry
+// itself: a started server follows it every PollInterval (Poke reads it
+// now); an unstarted one follows it on Sync.
+func (s *Server) WaitFor(ctx context.Context, model, alias string, version int64) (Version, error) {
+	if alias == "" {
+		alias = Latest
+	}
+	if alias != Latest && !s.servesAlias(alias) {
+		return Version{}, fmt.Errorf("%w: alias %q is not one this server serves (ServerOptions.Aliases %q)", ErrBadInput, alias, s.opts.Aliases)
+	}
+	for {
+		s.mu.RLock()
+		ch := s.swapped
+		var cur *live
+		if t := s.targets[targetKey{model, alias}]; t != nil {
+			cur = t.cur.Load()
+		}
+		s.mu.RUnlock()
+		if s.closed.Load() {
+			return Version{}, ErrClosed
+		}
+		if cur != nil && cur.v.Number == version {
+			return cur.v.clone(), nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			var now int64
+			if cur != nil {
+				now = cur.v.Number
+			}
+			return Version{}, fmt.Errorf("registry: waiting for %s@%s to serve version %d (it serves %d): %w", model, alias, version, now, ctx.Err())
+		}
+	}
+}
+
 // Close stops polling, stops serving, waits for requests in flight to
 // finish and closes every loaded model. Calls on handles afterwards return
 // ErrClosed. Close is idempotent.
@@ -777,6 +821,7 @@ func (s *Server) Close() error {
 	for _, t := range s.targets {
 		t.cur.Store(nil)
 	}
+	close(s.swapped) // wakes WaitFor, which then sees the server closed
 	var all []*live
 	for _, ms := range s.models {
 		all = append(all, ms.lives...)
