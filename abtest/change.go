@@ -6,8 +6,8 @@ import (
 )
 
 // StopReasonManual is the reason recorded by Stop and Resume, and by
-// StopWith when no reason is given. A Guardrail records "error_rate" or
-// "p99_latency" (Decision.Reason).
+// StopWith when no reason is given. A Guardrail records "error_rate",
+// "p99_latency" or "conversion_rate" (Decision.Reason).
 const StopReasonManual = "manual"
 
 // StopInfo says why, when and where a variant was stopped or resumed.

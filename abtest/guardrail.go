@@ -29,8 +29,20 @@ type GuardrailOptions struct {
 	// disables the check.
 	MaxP99Ratio float64
 	// MinRequests is the number of requests both the variant and control
-	// need before the variant is judged. Zero means 200.
+	// need before their error rates and latencies are judged. Zero means
+	// 200.
 	MinRequests uint64
+	// MaxConversionRateDecrease is how much lower (absolute, 0.01 = one
+	// percentage point) a variant's conversion rate (Tracker.Convert over
+	// Tracker.Expose: clicks, purchases, any outcome the service feeds
+	// back) may be than control's before it is stopped; the decrease must
+	// also reach Alpha in a one-sided two-proportion z-test. Zero disables
+	// the check, since not every experiment counts conversions.
+	MaxConversionRateDecrease float64
+	// MinExposures is the number of exposures both the variant and control
+	// need before their conversion rates are judged. Zero means
+	// MinRequests.
+	MinExposures uint64
 	// Logger receives each stop at warn level, a stop that failed at error
 	// level, and Run's start and end at info level. Nil means
 	// slog.Default(), so a guardrail stopping a canary is never silent;
@@ -46,7 +58,7 @@ type Decision struct {
 	Experiment string
 	Variant    string
 	Control    string
-	// Reason is "error_rate" or "p99_latency".
+	// Reason is "error_rate", "p99_latency" or "conversion_rate".
 	Reason string
 	// Requests seen by each side when the decision was taken.
 	VariantRequests, ControlRequests uint64
@@ -58,6 +70,12 @@ type Decision struct {
 	// p99 latencies and the ratio that was exceeded.
 	VariantP99, ControlP99 time.Duration
 	MaxP99Ratio            float64
+	// Exposures and conversion rates of each side, the one-sided p-value
+	// of the variant's decrease, and the margin that was exceeded.
+	VariantExposures, ControlExposures           uint64
+	VariantConversionRate, ControlConversionRate float64
+	ConversionRatePValue                         float64
+	MaxConversionRateDecrease                    float64
 	// Weight is the variant's weight before it was set to 0.
 	Weight float64
 }
@@ -69,6 +87,10 @@ func (d Decision) String() string {
 		return fmt.Sprintf("stop %s/%s: error rate %.4f vs control %.4f (+%.4f > %.4f, p=%.2g, n=%d/%d)",
 			d.Experiment, d.Variant, d.VariantErrorRate, d.ControlErrorRate, d.VariantErrorRate-d.ControlErrorRate,
 			d.MaxErrorRateIncrease, d.ErrorRatePValue, d.VariantRequests, d.ControlRequests)
+	case "conversion_rate":
+		return fmt.Sprintf("stop %s/%s: conversion rate %.4f vs control %.4f (-%.4f > %.4f, p=%.2g, exposures %d/%d)",
+			d.Experiment, d.Variant, d.VariantConversionRate, d.ControlConversionRate, d.ControlConversionRate-d.VariantConversionRate,
+			d.MaxConversionRateDecrease, d.ConversionRatePValue, d.VariantExposures, d.ControlExposures)
 	default:
 		return fmt.Sprintf("stop %s/%s: p99 %v vs control %v (x%.2f > x%.2f, n=%d/%d)",
 			d.Experiment, d.Variant, d.VariantP99, d.ControlP99, float64(d.VariantP99)/float64(d.ControlP99),
@@ -76,8 +98,9 @@ func (d Decision) String() string {
 	}
 }
 
-// Guardrail stops (routes to 0%) a variant whose error rate or p99 latency is
-// worse than control's by more than a configured margin, and records why. It
+// Guardrail stops (routes to 0%) a variant whose error rate, p99 latency or
+// (when configured) conversion rate is worse than control's by more than a
+// configured margin, and records why. It
 // uses Experiment.Stop, so the variant stays stopped until Resume.
 // Check evaluates once; Run evaluates periodically. Safe for concurrent use.
 type Guardrail struct {
@@ -122,6 +145,12 @@ func NewGuardrail(e *Experiment, t *Tracker, opts GuardrailOptions) (*Guardrail,
 	if opts.MinRequests == 0 {
 		opts.MinRequests = 200
 	}
+	if opts.MinExposures == 0 {
+		opts.MinExposures = opts.MinRequests
+	}
+	if opts.MaxConversionRateDecrease < 0 || math.IsNaN(opts.MaxConversionRateDecrease) {
+		return nil, fmt.Errorf("%w: guardrail MaxConversionRateDecrease %v, want >= 0 (0 disables the check)", ErrConfig, opts.MaxConversionRateDecrease)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -138,16 +167,16 @@ func (g *Guardrail) Check() []Decision {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c, _ := g.tracker.Variant(g.control)
-	if c.Requests < g.opts.MinRequests {
-		return nil
-	}
 	var out []Decision
 	for _, w := range g.exp.Weights() {
 		if w.Name == g.control || w.Weight == 0 {
 			continue
 		}
 		v, _ := g.tracker.Variant(w.Name)
-		if v.Requests < g.opts.MinRequests {
+		serving := c.Requests >= g.opts.MinRequests && v.Requests >= g.opts.MinRequests
+		conversions := g.opts.MaxConversionRateDecrease > 0 &&
+			c.Exposures >= g.opts.MinExposures && v.Exposures >= g.opts.MinExposures
+		if !serving && !conversions {
 			continue
 		}
 		d := Decision{
@@ -156,17 +185,26 @@ func (g *Guardrail) Check() []Decision {
 			VariantErrorRate: v.ErrorRate, ControlErrorRate: c.ErrorRate,
 			MaxErrorRateIncrease: g.opts.MaxErrorRateIncrease,
 			VariantP99:           v.P99, ControlP99: c.P99, MaxP99Ratio: g.opts.MaxP99Ratio,
-			Weight: w.Weight, ErrorRatePValue: 1,
+			VariantExposures: v.Exposures, ControlExposures: c.Exposures,
+			VariantConversionRate: v.ConversionRate, ControlConversionRate: c.ConversionRate,
+			MaxConversionRateDecrease: g.opts.MaxConversionRateDecrease,
+			Weight:                    w.Weight, ErrorRatePValue: 1, ConversionRatePValue: 1,
 		}
-		if zt, err := TwoProportionZTest(c.Errors, c.Requests, v.Errors, v.Requests); err == nil {
+		if zt, err := TwoProportionZTest(c.Errors, c.Requests, v.Errors, v.Requests); serving && err == nil {
 			d.ErrorRatePValue = distuv.UnitNormal.Survival(zt.Z) // one-sided: variant worse
 		}
+		if zt, err := TwoProportionZTest(c.Conversions, c.Exposures, v.Conversions, v.Exposures); conversions && err == nil {
+			d.ConversionRatePValue = distuv.UnitNormal.CDF(zt.Z) // one-sided: variant lower
+		}
 		switch {
-		case g.opts.MaxErrorRateIncrease >= 0 && v.ErrorRate-c.ErrorRate > g.opts.MaxErrorRateIncrease &&
+		case serving && g.opts.MaxErrorRateIncrease >= 0 && v.ErrorRate-c.ErrorRate > g.opts.MaxErrorRateIncrease &&
 			(g.opts.Alpha >= 1 || d.ErrorRatePValue < g.opts.Alpha):
 			d.Reason = "error_rate"
-		case g.opts.MaxP99Ratio >= 0 && c.P99 > 0 && float64(v.P99) > g.opts.MaxP99Ratio*float64(c.P99):
+		case serving && g.opts.MaxP99Ratio >= 0 && c.P99 > 0 && float64(v.P99) > g.opts.MaxP99Ratio*float64(c.P99):
 			d.Reason = "p99_latency"
+		case conversions && c.ConversionRate-v.ConversionRate > g.opts.MaxConversionRateDecrease &&
+			(g.opts.Alpha >= 1 || d.ConversionRatePValue < g.opts.Alpha):
+			d.Reason = "conversion_rate"
 		default:
 			continue
 		}
@@ -178,9 +216,14 @@ func (g *Guardrail) Check() []Decision {
 		if math.IsNaN(d.ErrorRatePValue) {
 			d.ErrorRatePValue = 1
 		}
+		if math.IsNaN(d.ConversionRatePValue) {
+			d.ConversionRatePValue = 1
+		}
 		g.opts.Logger.Warn("abtest: guardrail stopped variant", "experiment", d.Experiment, "variant", d.Variant,
 			"reason", d.Reason, "error_rate", d.VariantErrorRate, "control_error_rate", d.ControlErrorRate,
-			"p_value", d.ErrorRatePValue, "p99", d.VariantP99, "control_p99", d.ControlP99)
+			"p_value", d.ErrorRatePValue, "p99", d.VariantP99, "control_p99", d.ControlP99,
+			"conversion_rate", d.VariantConversionRate, "control_conversion_rate", d.ControlConversionRate,
+			"conversion_p_value", d.ConversionRatePValue)
 		g.decisions = append(g.decisions, d)
 		out = append(out, d)
 	}

@@ -132,3 +132,65 @@ func TestGuardrailErrorsAndRun(t *testing.T) {
 	err = <-done
 	require.True(t, errors.Is(err, context.Canceled))
 }
+
+// expose records n exposures of variant, converting the first conv.
+func expose(t *testing.T, tr *Tracker, variant string, n, conv int) {
+	t.Helper()
+	for i := range n {
+		require.NoError(t, tr.Expose(variant))
+		if i < conv {
+			require.NoError(t, tr.Convert(variant))
+		}
+	}
+}
+
+// TestGuardrailStopsOnConversionRate judges outcomes fed back to the
+// tracker (no request counts at all, as for a tracker of clicks): a drop
+// within the margin or without significance keeps the canary; a
+// significant drop beyond it stops the canary.
+func TestGuardrailStopsOnConversionRate(t *testing.T) {
+	e := canaryExperiment(t)
+	tr := mustTracker(t, "canary", "canary", "control")
+	off, err := NewGuardrail(e, tr, GuardrailOptions{})
+	require.NoError(t, err)
+	g, err := NewGuardrail(e, tr, GuardrailOptions{MaxConversionRateDecrease: 0.02, MinExposures: 300})
+	require.NoError(t, err)
+
+	expose(t, tr, "control", 2000, 200) // 10%
+	expose(t, tr, "canary", 200, 0)     // 0%, but below MinExposures
+	require.Empty(t, g.Check())
+	expose(t, tr, "canary", 800, 81) // 81/1000 = 8.1%: -1.9 points, within the margin
+	require.Empty(t, g.Check())
+	require.Empty(t, off.Check(), "conversions are judged only when a margin is set")
+
+	expose(t, tr, "canary", 1000, 39) // 120/2000 = 6%: -4 points
+	ds := g.Check()
+	require.Len(t, ds, 1)
+	d := ds[0]
+	require.Equal(t, "conversion_rate", d.Reason)
+	require.Equal(t, uint64(2000), d.VariantExposures)
+	require.Equal(t, uint64(2000), d.ControlExposures)
+	require.InDelta(t, 0.06, d.VariantConversionRate, 1e-12)
+	require.InDelta(t, 0.10, d.ControlConversionRate, 1e-12)
+	// 120/2000 vs 200/2000: pooled 0.08, SE = sqrt(0.08*0.92*2/2000) =
+	// 0.0085790, z = -0.04/0.0085790 = -4.663: one-sided p ~ 1.6e-6.
+	require.InDelta(t, 1.56e-6, d.ConversionRatePValue, 0.1e-6)
+	require.Equal(t, 0.02, d.MaxConversionRateDecrease)
+	require.Contains(t, d.String(), "conversion rate 0.0600 vs control 0.1000")
+	require.Equal(t, 0.0, e.Weights()[0].Weight, "canary routed to 0%")
+	info, ok := e.StopInfo("canary")
+	require.True(t, ok)
+	require.Equal(t, "conversion_rate", info.Reason)
+}
+
+func TestGuardrailConversionNeedsSignificance(t *testing.T) {
+	e := canaryExperiment(t)
+	tr := mustTracker(t, "canary", "canary", "control")
+	g, err := NewGuardrail(e, tr, GuardrailOptions{MaxConversionRateDecrease: 0.01, MinExposures: 20})
+	require.NoError(t, err)
+	expose(t, tr, "control", 40, 4) // 10%
+	expose(t, tr, "canary", 40, 2)  // 5%: -5 points, but 2 in 40 is noise
+	require.Empty(t, g.Check())
+	_, err = NewGuardrail(e, tr, GuardrailOptions{MaxConversionRateDecrease: -0.1})
+	require.ErrorIs(t, err, ErrConfig)
+}
