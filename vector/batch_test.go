@@ -169,14 +169,14 @@ func TestSearchBatchStops(t *testing.T) {
 		var matches atomic.Int64
 		filter := FilterFunc(func(Metadata) bool {
 			if matches.Add(1) == 1 {
-				cancel() // during query 0: query 1 must not start
+				cancel() // during the first group: the second must not start
 			}
 			return true
 		})
 		_, err := one.SearchBatch(ctx, queries, 10, SearchOptions{Filter: filter})
 		require.ErrorIs(t, err, context.Canceled)
-		require.ErrorContains(t, err, "before query 1 of 400")
-		require.Equal(t, int64(len(data)), matches.Load())
+		require.ErrorContains(t, err, "before query 8 of 400", "the first group of 8 queries ran")
+		require.Equal(t, int64(len(data)), matches.Load(), "the filter runs once per item for a whole group")
 	})
 	t.Run("failing query", func(t *testing.T) {
 		boom := errors.New("boom")
@@ -193,4 +193,47 @@ func TestSearchBatchStops(t *testing.T) {
 		require.Regexp(t, `^vector: search batch: query \d+ of 400: boom$`, err.Error())
 		require.Less(t, s.calls.Load(), int64(len(queries)))
 	})
+}
+
+// TestFlatSearchBatchAcrossTiles scans an index of several tiles with a
+// number of queries that is not a multiple of the group size: every result
+// is exactly Search's, and a cancellation during the first tile stops the
+// group before the second.
+func TestFlatSearchBatchAcrossTiles(t *testing.T) {
+	ctx := context.Background()
+	data, queries := clustered(5000, 21, 8, 6, 11)
+	its := items(data)
+	for i := range its {
+		its[i].Metadata = Metadata{"odd": i%2 == 1}
+	}
+	for _, m := range []Metric{L2, Cosine, InnerProduct} {
+		f := must(NewFlat[uint64](FlatOptions{Dim: 8, Metric: m, Workers: 2}))
+		require.NoError(t, f.Add(ctx, its...))
+		for _, opts := range []SearchOptions{{}, {Filter: Eq("odd", true)}} {
+			got, err := f.SearchBatch(ctx, queries, 7, opts)
+			require.NoError(t, err)
+			for i, q := range queries {
+				want, err := f.Search(ctx, q, 7, opts)
+				require.NoError(t, err)
+				require.Equal(t, want, got[i], "%v query %d filter %v", m, i, opts.Filter != nil)
+			}
+		}
+	}
+
+	f := must(NewFlat[uint64](FlatOptions{Dim: 8, Workers: 1}))
+	require.NoError(t, f.Add(ctx, its...))
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var matches atomic.Int64
+	filter := FilterFunc(func(Metadata) bool {
+		if matches.Add(1) == 1 {
+			cancel()
+		}
+		return true
+	})
+	_, err := f.SearchBatch(cctx, queries, 7, SearchOptions{Filter: filter})
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "queries 0 to 7 of 21")
+	tile := flatTileBytes / (4 * 8)
+	require.Equal(t, int64(tile), matches.Load(), "one tile, then the group stops")
 }
