@@ -146,25 +146,13 @@ func (f *Flat[K]) scanGroup(ctx context.Context, queries [][]float32, k int, opt
 				if match != nil && !match[i-lo] {
 					continue
 				}
-				d := f.dist(q, f.vecs[i*f.dim:(i+1)*f.dim])
-				if len(res) < k {
-					res.push(cand{d, uint32(i)})
-				} else if d < res.top().d {
-					res.pop()
-					res.push(cand{d, uint32(i)})
-				}
+				res.keep(k, cand{f.dist(q, f.vecs[i*f.dim:(i+1)*f.dim]), uint32(i)})
 			}
 			heaps[j] = res
 		}
 	}
 	for j := range heaps {
-		res := heaps[j]
-		r := make([]Result[K], len(res))
-		for i := len(r) - 1; i >= 0; i-- {
-			c := res.pop()
-			r[i] = Result[K]{ID: f.keys[c.id], Distance: c.d, Metadata: f.meta[c.id]}
-		}
-		out[j] = r
+		out[j] = f.results(&heaps[j])
 	}
 	return nil
 }

@@ -191,21 +191,22 @@ func (f *Flat[K]) Search(ctx context.Context, query []float32, k int, opts Searc
 		if opts.Filter != nil && !opts.Filter.Match(f.meta[i]) {
 			continue
 		}
-		d := f.dist(q, f.vecs[i*f.dim:(i+1)*f.dim])
-		if len(res) < k {
-			res.push(cand{d, uint32(i)})
-		} else if d < res.top().d {
-			res.pop()
-			res.push(cand{d, uint32(i)})
-		}
+		res.keep(k, cand{f.dist(q, f.vecs[i*f.dim:(i+1)*f.dim]), uint32(i)})
 	}
-	out := make([]Result[K], len(res))
+	out := f.results(&res)
+	sc.res = res
+	return out, nil
+}
+
+// results empties res into the results it holds, nearest first; the
+// caller holds f.mu.
+func (f *Flat[K]) results(res *maxHeap) []Result[K] {
+	out := make([]Result[K], len(*res))
 	for i := len(out) - 1; i >= 0; i-- {
 		c := res.pop()
 		out[i] = Result[K]{ID: f.keys[c.id], Distance: c.d, Metadata: f.meta[c.id]}
 	}
-	sc.res = res
-	return out, nil
+	return out
 }
 
 // Get returns the item stored under id: a copy of its vector, and its

@@ -101,3 +101,15 @@ func (h *maxHeap) pop() cand {
 }
 
 func (h maxHeap) top() cand { return h[0] }
+
+// keep adds c to a heap that holds the k nearest candidates seen so far:
+// while it holds fewer than k, or in place of its farthest when c is
+// nearer.
+func (h *maxHeap) keep(k int, c cand) {
+	if len(*h) < k {
+		h.push(c)
+	} else if c.d < (*h)[0].d {
+		h.pop()
+		h.push(c)
+	}
+}
