@@ -219,11 +219,14 @@ func (g *Guardrail) Check() []Decision {
 		if math.IsNaN(d.ConversionRatePValue) {
 			d.ConversionRatePValue = 1
 		}
-		g.opts.Logger.Warn("abtest: guardrail stopped variant", "experiment", d.Experiment, "variant", d.Variant,
-			"reason", d.Reason, "error_rate", d.VariantErrorRate, "control_error_rate", d.ControlErrorRate,
-			"p_value", d.ErrorRatePValue, "p99", d.VariantP99, "control_p99", d.ControlP99,
-			"conversion_rate", d.VariantConversionRate, "control_conversion_rate", d.ControlConversionRate,
-			"conversion_p_value", d.ConversionRatePValue)
+		attrs := []any{"experiment", d.Experiment, "variant", d.Variant, "reason", d.Reason,
+			"error_rate", d.VariantErrorRate, "control_error_rate", d.ControlErrorRate,
+			"p_value", d.ErrorRatePValue, "p99", d.VariantP99, "control_p99", d.ControlP99}
+		if conversions {
+			attrs = append(attrs, "conversion_rate", d.VariantConversionRate,
+				"control_conversion_rate", d.ControlConversionRate, "conversion_p_value", d.ConversionRatePValue)
+		}
+		g.opts.Logger.Warn("abtest: guardrail stopped variant", attrs...)
 		g.decisions = append(g.decisions, d)
 		out = append(out, d)
 	}
