@@ -27,8 +27,10 @@ type HandlerOptions struct {
 	MaxBodyBytes int64
 	// Timeout bounds reading a request's body, and then the model's run
 	// (each gets the whole timeout); a request that runs out of time is
-	// answered 504. Default DefaultTimeout (30s); negative: no limit but
-	// the client's and the http.Server's.
+	// answered 504. An http.Server's ReadTimeout no longer than Timeout
+	// bounds the body instead: the handler never loosens it. Default
+	// DefaultTimeout (30s); negative: no limit but the client's and the
+	// http.Server's.
 	Timeout time.Duration
 	// Logger receives failed requests: server-side failures (500) at error
 	// level, the rest at debug level. Default slog.Default().
@@ -256,20 +258,24 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) int {
 
 // readBody reads the request body into buf, refusing one over the limit
 // before reading it when Content-Length announces it, and as soon as it
-// passes the limit otherwise. The read is bounded by the timeout.
+// passes the limit otherwise. The read is bounded by the timeout, or by the
+// server's ReadTimeout when that is tighter.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	limit := h.maxBody
 	if limit > 0 && r.ContentLength > limit {
 		return buf, fmt.Errorf("%w: %d bytes; the limit is %d", ErrBodyTooLarge, r.ContentLength, limit)
 	}
-	if h.core.timeout > 0 {
-		rc := http.NewResponseController(w)
-		if rc.SetReadDeadline(time.Now().Add(h.core.timeout)) == nil {
-			// Once the body is in, the context bounds the run; a read
-			// deadline left behind would make the server's watch on the
-			// connection fail as if the client had gone.
-			defer rc.SetReadDeadline(time.Time{})
-		}
+	// The server set its read deadline, if it has a ReadTimeout, when the
+	// request began. When that is the tighter bound it stays: replacing it
+	// would let a slow client hold the connection past what the server
+	// allows.
+	rc := http.NewResponseController(w)
+	var serverBound time.Duration
+	if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ReadTimeout > 0 &&
+		(h.core.timeout <= 0 || srv.ReadTimeout <= h.core.timeout) {
+		serverBound = srv.ReadTimeout
+	} else if h.core.timeout > 0 {
+		rc.SetReadDeadline(time.Now().Add(h.core.timeout))
 	}
 	// Content-Length sizes the buffer only up to a point: memory follows
 	// the bytes that arrive, not the bytes announced.
@@ -290,10 +296,21 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf []byte) (
 			return buf, fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, limit)
 		}
 		if err == io.EOF {
+			// Once the body is in, the context bounds the run: a read
+			// deadline left behind would make the server's watch on the
+			// connection fail as if the client had gone, and cancel the
+			// run. After a failed read the deadline stays, bounding what
+			// the server reads of the rest.
+			if serverBound > 0 || h.core.timeout > 0 {
+				rc.SetReadDeadline(time.Time{})
+			}
 			return buf, nil
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				if serverBound > 0 {
+					return buf, fmt.Errorf("reading the request body: no end within the server's ReadTimeout %v: %w", serverBound, context.DeadlineExceeded)
+				}
 				return buf, fmt.Errorf("reading the request body: no end within %v: %w", h.core.timeout, context.DeadlineExceeded)
 			}
 			return buf, fmt.Errorf("%w: reading the request body: %v", ErrInvalidRequest, err)

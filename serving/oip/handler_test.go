@@ -3,19 +3,27 @@ package oip_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
 	"github.com/quiverml/quiver/serving"
 	"github.com/quiverml/quiver/serving/oip"
+	pb "github.com/quiverml/quiver/serving/oip/inferencepb"
 	"github.com/quiverml/quiver/serving/servingtest"
 )
 
@@ -209,6 +217,44 @@ func TestEveryDatatype(t *testing.T) {
 		res, raws := decodeResponse(t, do(t, http.MethodPost, ts.URL+"/v2/models/types/infer", hdr, body))
 		check(t, res, raws, true)
 	})
+	// As Triton's clients send them: some inputs as binary data and the
+	// rest as JSON in one request, some outputs asked for as binary data.
+	t.Run("mixed", func(t *testing.T) {
+		var mixed wireRequest
+		var raw []byte
+		for i, n := range typesOrder {
+			wt := tensorInput(n, in[n])
+			if i%2 == 0 {
+				b := rawBytes(in[n])
+				wt.Data, wt.Parameters = nil, map[string]any{"binary_data_size": len(b)}
+				raw = append(raw, b...)
+			}
+			mixed.Inputs = append(mixed.Inputs, wt)
+		}
+		outputs := slices.Sorted(maps.Keys(want))
+		binary := map[string]bool{}
+		for i, n := range outputs {
+			binary[n] = i%2 == 1
+			mixed.Outputs = append(mixed.Outputs, wireTensor{Name: n, Parameters: map[string]any{"binary_data": binary[n]}})
+		}
+		js, err := json.Marshal(mixed)
+		require.NoError(t, err)
+		res, raws := decodeResponse(t, do(t, http.MethodPost, ts.URL+"/v2/models/types/infer",
+			http.Header{oip.HeaderContentLength: {strconv.Itoa(len(js))}}, append(js, raw...)))
+		require.Len(t, res.Outputs, len(outputs))
+		for i, o := range res.Outputs {
+			require.Equal(t, outputs[i], o.Name, "outputs in request order")
+			w := want[o.Name].Tensor
+			require.Equal(t, oip.Datatype(w.ElementType()), o.Datatype, o.Name)
+			require.Equal(t, w.Shape, o.Shape, o.Name)
+			if binary[o.Name] {
+				require.Equal(t, rawBytes(w), raws[o.Name], o.Name)
+			} else {
+				require.NotContains(t, raws, o.Name)
+				wantJSONData(t, w, o.Data)
+			}
+		}
+	})
 	t.Run("metadata", func(t *testing.T) {
 		var md struct {
 			Inputs []wireTensor `json:"inputs"`
@@ -400,6 +446,50 @@ func TestSlowBody(t *testing.T) {
 	require.Len(t, res.Outputs, 1)
 }
 
+// An http.Server's ReadTimeout tighter than the handler's Timeout keeps
+// bounding the body: the handler does not loosen it. Once the body is in,
+// it no longer bounds the run, which the handler's Timeout does.
+func TestServerReadTimeout(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	slow := &servingtest.Doubler{Cost: servingtest.LinearCost(2*readTimeout, 0)}
+	h := oip.NewHandler(oip.Models(map[string]serving.Model{"slow": slow}), oip.HandlerOptions{Timeout: time.Minute})
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config.ReadTimeout = readTimeout
+	ts.Start()
+	t.Cleanup(ts.Close)
+	url := ts.URL + "/v2/models/slow/infer"
+
+	t.Run("body", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		answered := make(chan struct{})
+		go func() {
+			pw.Write([]byte(`{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1,`))
+			<-answered
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+		}()
+		// Far below the handler's minute: only the server's ReadTimeout
+		// can answer in time.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		close(answered)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, "body %s", b)
+		require.Contains(t, string(b), "reading the request body: no end within the server's ReadTimeout 200ms")
+	})
+	t.Run("run", func(t *testing.T) {
+		r := postJSON(t, url, wireRequest{Inputs: []wireTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}, Data: []float32{1, 2}}}})
+		res, _ := decodeResponse(t, r)
+		require.Len(t, res.Outputs, 1)
+		wantJSONData(t, serving.NewTensor([]int64{1, 2}, []float32{2, 4}), res.Outputs[0].Data)
+	})
+}
+
 // Overload, closed models and timeouts answer 503 and 504, and a client
 // that goes away ends its wait.
 func TestUnavailableAndTimeout(t *testing.T) {
@@ -422,16 +512,17 @@ func TestUnavailableAndTimeout(t *testing.T) {
 
 	// One request runs, held at the gate; one waits in the queue and runs
 	// out of time; a third finds the queue full.
-	first := make(chan response, 1)
-	go func() { first <- postJSON(t, patient.URL+"/v2/models/slow/infer", body) }()
+	bodyJSON := jsonOf(t, body)
+	first := make(chan answer, 1)
+	go func() { first <- tryPost(patient.URL+"/v2/models/slow/infer", bodyJSON) }()
 	<-entered
-	second := make(chan response, 1)
-	go func() { second <- postJSON(t, hasty.URL+"/v2/models/slow/infer", body) }()
+	second := make(chan answer, 1)
+	go func() { second <- tryPost(hasty.URL+"/v2/models/slow/infer", bodyJSON) }()
 	require.Eventually(t, func() bool { return b.Stats().QueueLength == 1 }, 5*time.Second, time.Millisecond)
 	r = postJSON(t, hasty.URL+"/v2/models/slow/infer", body)
 	require.Equal(t, http.StatusServiceUnavailable, r.status)
 	require.Contains(t, errorOf(t, r), "overloaded")
-	r = <-second
+	r = (<-second).get(t)
 	require.Equal(t, http.StatusGatewayTimeout, r.status, "body %s", r.body)
 	require.Contains(t, errorOf(t, r), "no answer before the deadline (timeout 200ms)")
 
@@ -439,7 +530,7 @@ func TestUnavailableAndTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, patient.URL+"/v2/models/slow/infer", strings.NewReader(jsonOf(t, body)))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, patient.URL+"/v2/models/slow/infer", strings.NewReader(bodyJSON))
 		_, err := http.DefaultClient.Do(req)
 		gone <- err
 	}()
@@ -452,7 +543,7 @@ func TestUnavailableAndTimeout(t *testing.T) {
 	require.Zero(t, b.Stats().QueueLength)
 
 	close(gate)
-	r = <-first
+	r = (<-first).get(t)
 	require.Equal(t, http.StatusOK, r.status, "body %s", r.body)
 	st := hh.Stats()
 	require.Equal(t, uint64(2), st.Requests[oip.RequestKey{Endpoint: oip.EndpointInfer, Code: "503"}])
@@ -512,4 +603,78 @@ func TestConcurrentClients(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, uint64(clients*each), b.Stats().Requests)
+}
+
+// failing is a model that fails every run with err; with no inputs and
+// outputs described, it reads as not loaded yet.
+type failing struct {
+	err       error
+	described bool
+}
+
+func (f failing) Info() serving.Info {
+	if !f.described {
+		return serving.Info{Name: "failing"}
+	}
+	return serving.Info{Name: "failing",
+		Inputs:  []serving.IOInfo{{Name: "x", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, 2}}},
+		Outputs: []serving.IOInfo{{Name: "y", Kind: serving.KindTensor, ElementType: serving.Float32, Shape: []int64{-1, 2}}}}
+}
+
+func (f failing) Predict(context.Context, map[string]serving.Tensor) (map[string]serving.Value, error) {
+	return nil, f.err
+}
+
+func (f failing) Close() error { return nil }
+
+// A model's failures answer the same status over REST and gRPC: not ready
+// and overloaded are 503 / Unavailable (retry later), anything else 500 /
+// Internal; a model that is not loaded yet makes it and the server not
+// ready.
+func TestModelFailureStatuses(t *testing.T) {
+	repo := oip.Models(map[string]serving.Model{
+		"loading":    failing{err: fmt.Errorf("warming up: %w", serving.ErrNotReady)},
+		"overloaded": failing{err: fmt.Errorf("queue full: %w", serving.ErrOverloaded), described: true},
+		"broken":     failing{err: errors.New("kernel exploded"), described: true},
+	})
+	quiet := slog.New(slog.DiscardHandler)
+	ts, h := serve(t, repo, oip.HandlerOptions{Logger: quiet})
+	client, g := serveGRPC(t, repo, oip.GRPCOptions{Logger: quiet})
+	body := wireRequest{Inputs: []wireTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}, Data: []float32{1, 2}}}}
+
+	for _, c := range []struct {
+		model  string
+		status int
+		code   codes.Code
+		msg    string
+	}{
+		{"loading", http.StatusServiceUnavailable, codes.Unavailable, "warming up"},
+		{"overloaded", http.StatusServiceUnavailable, codes.Unavailable, "queue full"},
+		{"broken", http.StatusInternalServerError, codes.Internal, "kernel exploded"},
+	} {
+		r := postJSON(t, ts.URL+"/v2/models/"+c.model+"/infer", body)
+		require.Equal(t, c.status, r.status, "%s: body %s", c.model, r.body)
+		require.Contains(t, errorOf(t, r), c.msg)
+		_, err := client.ModelInfer(context.Background(), &pb.ModelInferRequest{ModelName: c.model,
+			Inputs: []*pb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2},
+				Contents: &pb.InferTensorContents{Fp32Contents: []float32{1, 2}}}}})
+		requireCode(t, err, c.code, c.msg)
+	}
+	require.Equal(t, uint64(2), h.Stats().Requests[oip.RequestKey{Endpoint: oip.EndpointInfer, Code: "503"}])
+	require.Equal(t, uint64(1), h.Stats().Requests[oip.RequestKey{Endpoint: oip.EndpointInfer, Code: "500"}])
+	require.Equal(t, uint64(1), g.Stats().Requests[oip.RequestKey{Endpoint: oip.EndpointInfer, Code: "Internal"}])
+
+	r := get(t, ts.URL+"/v2/models/loading/ready")
+	require.Equal(t, http.StatusServiceUnavailable, r.status)
+	require.JSONEq(t, `{"name": "loading", "ready": false}`, string(r.body))
+	require.Equal(t, http.StatusOK, get(t, ts.URL+"/v2/models/broken/ready").status)
+	r = get(t, ts.URL+"/v2/health/ready")
+	require.Equal(t, http.StatusServiceUnavailable, r.status)
+	require.JSONEq(t, `{"ready": false}`, string(r.body))
+	mr, err := client.ModelReady(context.Background(), &pb.ModelReadyRequest{Name: "loading"})
+	require.NoError(t, err)
+	require.False(t, mr.Ready)
+	sr, err := client.ServerReady(context.Background(), &pb.ServerReadyRequest{})
+	require.NoError(t, err)
+	require.False(t, sr.Ready)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,6 +75,32 @@ func do(t testing.TB, method, url string, header http.Header, body []byte) respo
 }
 
 func get(t testing.TB, url string) response { return do(t, http.MethodGet, url, nil, nil) }
+
+// answer is a response or the error that stopped it, for requests made off
+// the test's goroutine, where nothing may fail the test.
+type answer struct {
+	r   response
+	err error
+}
+
+// get fails the test if the request failed; call it on the test goroutine.
+func (a answer) get(t testing.TB) response {
+	t.Helper()
+	require.NoError(t, a.err)
+	return a.r
+}
+
+// tryPost posts a JSON body and reads the whole answer, reporting failure
+// instead of failing the test, so that any goroutine may call it.
+func tryPost(url, body string) answer {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{response{resp.StatusCode, resp.Header, b}, err}
+}
 
 func postJSON(t testing.TB, url string, v any) response {
 	t.Helper()
