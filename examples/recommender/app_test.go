@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -465,6 +466,23 @@ func TestOpenInferenceProtocol(t *testing.T) {
 	want, err := scores(m.Predict(context.Background(), map[string]serving.Tensor{"x": serving.NewTensor([]int64{1, rowWidth}, row)}))
 	require.NoError(t, err)
 	require.InDelta(t, want[0], out.Outputs[0].Data[0], 1e-6)
+}
+
+// The endpoints behind instrument keep the server's connection controls:
+// the Open Inference Protocol handler bounds the reading of a body with
+// SetReadDeadline, which fails with http.ErrNotSupported through a wrapper
+// that hides the server's writer.
+func TestInstrumentKeepsConnectionControls(t *testing.T) {
+	app, _ := sharedApp(t)
+	errs := make(chan error, 1)
+	ts := httptest.NewServer(app.instrument("/probe", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		errs <- errors.Join(rc.SetReadDeadline(time.Now().Add(time.Minute)), rc.SetReadDeadline(time.Time{}), rc.Flush())
+	}))
+	defer ts.Close()
+	a := doHTTP(t, http.MethodGet, ts.URL, nil)
+	require.Equal(t, http.StatusOK, a.status)
+	require.NoError(t, <-errs)
 }
 
 func TestTracesJoinTheBatcherSpans(t *testing.T) {

@@ -78,6 +78,11 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap gives http.ResponseController the server's writer, so that the
+// handlers behind instrument keep its controls: the Open Inference Protocol
+// handler bounds the reading of a request body with SetReadDeadline.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // instrument wraps an endpoint: a fresh request id (echoed in the
 // X-Request-Id header; a client's own X-Request-Id is logged beside it),
 // a server span that the batcher's spans join, one log line per request,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,8 @@ func TestLoad(t *testing.T) {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	hs := &http.Server{Handler: app.Handler()}
+	conc := &concurrency{n: clients, all: make(chan struct{})}
+	hs := &http.Server{Handler: conc.wrap(app.Handler())}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -59,6 +61,10 @@ func TestLoad(t *testing.T) {
 	require.ErrorIs(t, <-served, http.ErrServerClosed)
 	require.NoError(t, app.Close())
 	require.NoError(t, err)
+
+	// The clients loaded the server concurrently: all of them had a
+	// recommendation in flight at once.
+	require.Equal(t, int64(clients), conc.peak.Load(), "the most /recommend requests in flight at once")
 
 	// Every request answered, outside the stopped canary at least.
 	var failed uint64
@@ -125,4 +131,41 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// concurrency holds the first n /recommend requests at the server until n
+// are in flight at once, which proves that n clients load it concurrently,
+// and records the most requests in flight at any moment. A client that
+// never comes releases the others after a while, and peak tells.
+type concurrency struct {
+	n                      int64
+	inFlight, peak, arrive atomic.Int64
+	all                    chan struct{}
+}
+
+func (c *concurrency) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/recommend" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		cur := c.inFlight.Add(1)
+		defer c.inFlight.Add(-1)
+		for p := c.peak.Load(); cur > p && !c.peak.CompareAndSwap(p, cur); p = c.peak.Load() {
+		}
+		if a := c.arrive.Add(1); a <= c.n {
+			if a == c.n {
+				close(c.all)
+			}
+			// Well inside the clients' own 30 s timeout.
+			timer := time.NewTimer(15 * time.Second)
+			defer timer.Stop()
+			select {
+			case <-c.all:
+			case <-r.Context().Done():
+			case <-timer.C:
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
