@@ -73,8 +73,19 @@ type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
 
+// The bars the run must clear (check): after the drift the online model's
+// held-out AUC is back within recoverTol of its pre-drift AUC within
+// -within events (default defaultWithin), while the static model's mean
+// AUC after the drift stays at least staticDrop below its own before.
+const (
+	recoverTol    = 0.02
+	defaultWithin = 5000
+	staticDrop    = 0.2
+)
+
 type config struct {
 	events, drift, every int
+	within               int
 	seed                 uint64
 	verbose              bool
 }
@@ -86,13 +97,14 @@ func run(args []string, w io.Writer) error {
 	fs.IntVar(&cfg.events, "events", 40000, "stream events")
 	fs.IntVar(&cfg.drift, "drift", 20000, "event at which the user features' weights change sign")
 	fs.IntVar(&cfg.every, "every", 4000, "joined events between candidates")
+	fs.IntVar(&cfg.within, "within", defaultWithin, "events after the drift by which the online model must be back within 0.02 of its pre-drift AUC")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "random seed of the stream")
 	fs.BoolVar(&cfg.verbose, "v", false, "log what the loop, registry and router do")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if cfg.events < 1 || cfg.drift < 0 || cfg.every < 1 {
-		return errors.New("-events and -every must be positive, -drift not negative")
+	if cfg.events < 1 || cfg.drift < 0 || cfg.every < 1 || cfg.within < 1 {
+		return errors.New("-events, -every and -within must be positive, -drift not negative")
 	}
 	began := time.Now()
 	rep, err := simulate(cfg, w)
@@ -289,7 +301,7 @@ func simulate(cfg config, w io.Writer) (*report, error) {
 
 	fmt.Fprintf(w, "stream: %d events, click model drifts at event %d; AUC per window of 500 held-out events (every 4th outcome)\n\n", cfg.events, cfg.drift)
 	fmt.Fprintf(w, "%-6s %-13s %8s %10s %8s\n", "window", "events", "online", "production", "static")
-	rep := &report{drift: cfg.drift}
+	rep := &report{drift: cfg.drift, within: cfg.within}
 	type due struct {
 		event int
 		id    string
@@ -375,7 +387,7 @@ func mustResolve(ctx context.Context, store *registry.Store) int64 {
 // report sums the windows up: the AUC before the drift, and how soon
 // after it the online model came back.
 type report struct {
-	drift            int
+	drift, within    int
 	pre, preStatic   []float64
 	post, postStatic []float64
 	recoveredAt      int // last event of the first window back within 0.02; -1 until then
@@ -390,7 +402,7 @@ func (r *report) add(first, last int, online, static float64) {
 	case first >= r.drift:
 		r.post = append(r.post, online)
 		r.postStatic = append(r.postStatic, static)
-		if !r.recovered && len(r.pre) > 0 && online >= mean(r.pre)-0.02 {
+		if !r.recovered && len(r.pre) > 0 && online >= mean(r.pre)-recoverTol {
 			r.recovered, r.recoveredAt = true, last
 		}
 	}
@@ -409,8 +421,9 @@ func (r *report) print(w io.Writer) {
 	}
 }
 
-// check fails the run when the online model did not recover or the
-// static one did not stay down, so that a regression does not exit 0.
+// check fails the run when the online model did not recover within
+// r.within events of the drift or the static one did not stay down, so
+// that a regression does not exit 0.
 func (r *report) check() error {
 	if len(r.pre) == 0 || len(r.post) == 0 {
 		return nil // a stream too short to judge
@@ -418,7 +431,11 @@ func (r *report) check() error {
 	if !r.recovered {
 		return errors.New("the online model did not recover after the drift")
 	}
-	if mean(r.postStatic) > mean(r.preStatic)-0.2 {
+	if after := r.recoveredAt - r.drift; after > r.within {
+		return fmt.Errorf("the online model was back within %v of its pre-drift AUC %d events after the drift, want at most %d (-within)",
+			recoverTol, after, r.within)
+	}
+	if mean(r.postStatic) > mean(r.preStatic)-staticDrop {
 		return fmt.Errorf("the static model's AUC after the drift, %.4f, is not below its pre-drift %.4f", mean(r.postStatic), mean(r.preStatic))
 	}
 	return nil

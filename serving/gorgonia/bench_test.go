@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/quiverml/quiver/serving"
 	"github.com/quiverml/quiver/serving/onnx"
@@ -46,5 +47,52 @@ func BenchmarkEngines(b *testing.B) {
 				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
 			})
 		}
+	}
+}
+
+// BenchmarkEnginesAlternating is BenchmarkEngines with both engines in
+// one loop: every iteration runs one Predict on this engine, then one on
+// ONNX Runtime, timing each, so that load from other processes falls on
+// both alike. It reports each engine's rows/s and their ratio
+// (gorgonia/ort: above 1 means this engine is faster); allocs/op counts
+// both calls.
+func BenchmarkEnginesAlternating(b *testing.B) {
+	ctx := context.Background()
+	gm, err := Load(ctx, testModel("bench_mlp"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gm.Close()
+	om, err := onnx.Load(ctx, testModel("bench_mlp"), onnx.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer om.Close()
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			in := map[string]serving.Tensor{"x": serving.NewTensor([]int64{int64(batch), 64}, randomFloats(7, batch*64))}
+			for _, m := range []serving.Model{gm, om} { // compile and warm outside the timing
+				if _, err := m.Predict(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var tg, to time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := gm.Predict(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := om.Predict(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				tg, to = tg+t1.Sub(t0), to+time.Since(t1)
+			}
+			rows := float64(b.N * batch)
+			b.ReportMetric(rows/tg.Seconds(), "gorgonia-rows/s")
+			b.ReportMetric(rows/to.Seconds(), "ort-rows/s")
+			b.ReportMetric(to.Seconds()/tg.Seconds(), "gorgonia/ort")
+		})
 	}
 }

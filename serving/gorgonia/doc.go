@@ -109,10 +109,12 @@
 // gorgonia trainer keeps learning, and for small tabular models. Pick
 // serving/onnx for larger models and convolution nets, for operators
 // beyond the table, for float16 and string tensors, and for GPUs. On the
-// tabular MLP of the benchmarks (64-256-256-1, one goroutine),
-// BenchmarkEngines measured this engine ahead of ONNX Runtime's Predict at
-// batch 1 (little per-call overhead, 6 allocations) and about 1.8x behind
-// it at batch 64 (ONNX Runtime's matrix kernels are faster); the README
-// gives the figures. BenchmarkExecutors compares the executor with
-// gorgonia's TapeMachine on the same graph.
+// tabular MLP of the benchmarks (64-256-256-1, one goroutine, ONNX Runtime
+// on one thread), BenchmarkEnginesAlternating, which times both engines in
+// one loop, measured this engine 1.7-1.9x ahead of ONNX Runtime's Predict
+// at batch 1 (little per-call overhead: 6 allocations to its 19) and 1.6x
+// behind it at batch 64 (0.61-0.62x its rows/s: ONNX Runtime's matrix
+// kernels are faster), in three rounds on a shared 2-core VM;
+// BenchmarkEngines runs each engine on its own. BenchmarkExecutors
+// compares the executor with gorgonia's TapeMachine on the same graph.
 package gorgonia

@@ -52,7 +52,10 @@
 // biases), element clipping (ClipValue) and norm clipping (ClipNorm), and a
 // solver steps: Adam (default), SGD or Momentum. The solvers are this
 // package's, not gorgonia's, so that their state can be saved and a step
-// can be refused before it is applied. A step whose loss, gradient or
+// can be refused before it is applied; they take the steps gorgonia's
+// VanillaSolver, Momentum and AdamSolver take (a test runs both side by
+// side), except that L2 with Momentum regularises the weights where
+// gorgonia's Momentum uses its velocity. A step whose loss, gradient or
 // result is not finite is refused with ErrDiverged; bad inputs and targets
 // are refused with a *serving.InputError or a *TargetError; a cancelled
 // context is noticed before the step is applied. In each case the trainer
@@ -79,7 +82,11 @@
 // and Constant for a two-tower model's dot product)
 // whose inputs and outputs are Info's, with producer "quiver", the model
 // version of Options.Version and Info.Custom as metadata. ONNX Runtime
-// serves it with outputs equal to Predict's within 1e-5.
+// serves it with outputs equal to Predict's within 1e-5: a logistic
+// regression trained on separable data to held-out accuracy 0.99, and an
+// MLP trained on two concentric circles to a binary cross-entropy below
+// 0.05, keep those figures when ONNX Runtime serves their export (cgo
+// tests).
 //
 // # Saving and resuming
 //

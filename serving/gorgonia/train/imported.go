@@ -279,7 +279,9 @@ func inputNodes(g *G.ExprGraph, ios []serving.IOInfo, rows int) (map[string]*G.N
 func (im *imported) masters() [][]float32 {
 	ps := make([][]float32, len(im.names))
 	for i, n := range im.names {
-		ps[i] = im.train.Initializer(n).Data().([]float32)
+		// Float32s, not Data: a scalar initializer's Data is a float32,
+		// its backing a slice of one.
+		ps[i] = im.train.Initializer(n).Float32s()
 	}
 	return ps
 }

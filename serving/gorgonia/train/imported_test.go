@@ -358,3 +358,60 @@ func TestImportedPredictInParts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{0, 1}, empty["y"].Tensor.Shape)
 }
+
+// scaledModel is y = sigmoid(s · (x·w + b)) with a scalar initializer s (a
+// temperature): a parameter of rank 0.
+func scaledModel(t *testing.T) []byte {
+	t.Helper()
+	g := &onnxpb.GraphProto{Name: proto.String("scaled")}
+	s := onnxpb.Float32Tensor("s", nil, []float32{0.5})
+	g.Initializer = []*onnxpb.TensorProto{
+		onnxpb.Float32Tensor("w", []int64{2, 1}, []float32{0.3, -0.2}),
+		onnxpb.Float32Tensor("b", []int64{1}, []float32{0}),
+		s,
+	}
+	g.Node = []*onnxpb.NodeProto{
+		{OpType: proto.String("Gemm"), Input: []string{"x", "w", "b"}, Output: []string{"z"}},
+		{OpType: proto.String("Mul"), Input: []string{"z", "s"}, Output: []string{"logits"}},
+		{OpType: proto.String("Sigmoid"), Input: []string{"logits"}, Output: []string{"y"}},
+	}
+	g.Input = []*onnxpb.ValueInfoProto{onnxpb.TensorInfo("x", onnxpb.TensorProto_FLOAT, "batch", int64(2))}
+	g.Output = []*onnxpb.ValueInfoProto{onnxpb.TensorInfo("y", onnxpb.TensorProto_FLOAT, "batch", int64(1))}
+	b, err := proto.Marshal(onnxpb.Model(g, 13, nil))
+	require.NoError(t, err)
+	return b
+}
+
+// A scalar parameter trains like any other: it moves, the model learns,
+// and the state saves, loads and exports. (Its values were read as a
+// slice, which a rank-0 tensor's Data is not.)
+func TestImportedScalarParameter(t *testing.T) {
+	ctx := context.Background()
+	tr := newTrainer(t, train.ONNXModel{Model: scaledModel(t)}, train.Options{LearningRate: 0.05})
+	data, test := separable(600, 2, 0.1, 5).split(400)
+	fit(t, tr, data, 10, 32)
+	acc := accuracy(predictY(t, tr, test.all()), test.y32)
+	require.GreaterOrEqual(t, acc, 0.97)
+
+	m, err := gg.LoadBytes(ctx, exportBytes(t, tr), gg.Options{})
+	require.NoError(t, err)
+	defer m.Close()
+	s := m.Graph().Initializer("s").Float32s()
+	require.Len(t, s, 1)
+	require.NotEqual(t, float32(0.5), s[0], "the scalar parameter trained")
+	requireClose(t, mustPredict(t, tr, test.all()), mustPredict(t, m, test.all()), 1e-5)
+
+	var st bytes.Buffer
+	require.NoError(t, tr.Save(ctx, &st))
+	re, err := train.Load(&st, train.LoadOptions{})
+	require.NoError(t, err)
+	defer re.Close()
+	require.Equal(t, exportBytes(t, tr), exportBytes(t, re))
+}
+
+func mustPredict(t *testing.T, m serving.Model, in map[string]serving.Tensor) map[string]serving.Value {
+	t.Helper()
+	out, err := m.Predict(context.Background(), in)
+	require.NoError(t, err)
+	return out
+}

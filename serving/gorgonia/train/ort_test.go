@@ -108,3 +108,51 @@ func TestExportAfterReloadServes(t *testing.T) {
 		require.InDelta(t, want[i], g[i], 1e-5)
 	}
 }
+
+// The models of the accuracy tests, trained to their bars and exported,
+// keep those bars when ONNX Runtime serves them: logistic regression on
+// separable data at held-out accuracy >= 0.99, and the ReLU MLP on two
+// circles at training BCE < 0.05 (TestMLPCircles's documented loss) and
+// held-out accuracy >= 0.98; every probability within 1e-5 of Predict's.
+func TestTrainedModelsServedByONNXRuntime(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		spec        train.Spec
+		opts        train.Options
+		data, test  *dataset
+		epochs, bs  int
+		minAccuracy float64
+		maxBCE      float64 // on data; 0: not checked
+	}{
+		{name: "logistic", spec: train.LogisticRegression{Features: 10}, opts: train.Options{LearningRate: 0.05},
+			epochs: 10, bs: 64, minAccuracy: 0.99},
+		{name: "mlp", spec: train.MLP{Sizes: []int{2, 16, 16, 1}}, opts: train.Options{LearningRate: 0.02, Seed: 1},
+			data: circles(1024, 7), test: circles(512, 8), epochs: 60, bs: 32, minAccuracy: 0.98, maxBCE: 0.05},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.data == nil {
+				tc.data, tc.test = separable(3000, 10, 0.1, 42).split(2000)
+			}
+			tr := newTrainer(t, tc.spec, tc.opts)
+			fit(t, tr, tc.data, tc.epochs, tc.bs)
+			m, err := onnx.LoadBytes(ctx, exportBytes(t, tr), onnx.Options{})
+			require.NoError(t, err)
+			defer m.Close()
+			for _, d := range []*dataset{tc.data, tc.test} {
+				want, got := predictY(t, tr, d.all()), predictY(t, m, d.all())
+				require.Len(t, got, len(want))
+				for i := range want {
+					require.InDelta(t, want[i], got[i], 1e-5, "row %d", i)
+				}
+			}
+			acc := accuracy(predictY(t, m, tc.test.all()), tc.test.y32)
+			bce := meanBCE(predictY(t, m, tc.data.all()), tc.data.y32)
+			t.Logf("served by ONNX Runtime: held-out accuracy %.4f, training BCE %.4f", acc, bce)
+			require.GreaterOrEqual(t, acc, tc.minAccuracy)
+			if tc.maxBCE > 0 {
+				require.Less(t, bce, tc.maxBCE)
+			}
+		})
+	}
+}

@@ -9,7 +9,10 @@ import "math"
 // parameters in place, so a step that turns out to diverge cannot be
 // refused after the fact. These compute the new parameters and the new
 // solver state into fresh buffers, which the trainer commits only when every
-// value is finite.
+// value is finite. They take the steps gorgonia's VanillaSolver, Momentum
+// and AdamSolver take, L2 and clipping included (TestSolversMatchGorgonia),
+// except L2 with Momentum: gorgonia's Momentum adds L2 times its velocity
+// to the gradient, these add L2 times the weights.
 
 // slotCount is the number of per-parameter state buffers a solver keeps.
 func slotCount(s Solver) int {

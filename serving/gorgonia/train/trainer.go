@@ -404,13 +404,27 @@ func (t *Trainer) gradient(gr *graph) (float64, error) {
 		return 0, err
 	}
 	for i, g := range gr.grads {
-		v, ok := g.Value().Data().([]float32)
+		v, ok := float32s(g.Value())
 		if !ok || len(v) != len(t.grads[i]) {
-			return 0, fmt.Errorf("train: gradient %d: got %T of %d values, want %d float32", i, g.Value().Data(), len(v), len(t.grads[i]))
+			return 0, fmt.Errorf("train: gradient %d: got %T of %d values, want %d float32", i, g.Value(), len(v), len(t.grads[i]))
 		}
 		copy(t.grads[i], v)
 	}
 	return loss, nil
+}
+
+// float32s returns the float32 values of v, a tensor of any rank (a
+// scalar's Data is a float32, not a slice) or a scalar value.
+func float32s(v G.Value) ([]float32, bool) {
+	switch d := v.(type) {
+	case *tensor.Dense:
+		if d.Dtype() == tensor.Float32 {
+			return d.Float32s(), true
+		}
+	case *G.F32:
+		return []float32{float32(*d)}, true
+	}
+	return nil, false
 }
 
 // scalar reads a scalar node's value.
