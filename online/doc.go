@@ -54,7 +54,9 @@
 //	p, err := loop.Predict(ctx, online.Request{ID: reqID, Entities: []string{userID, itemID}})
 //	// later, when the user clicks (or not):
 //	err = loop.Outcome(ctx, online.Outcome{RequestID: reqID, Label: 1})
-//	// or from a Redis stream, acknowledged once the update is applied:
+//	// or from a Redis stream, acknowledged once the update is applied
+//	// (at most StreamOptions.FlushDelay later, so a slow stream still
+//	// fills mini-batches):
 //	src, _ := online.NewRedisStreamSource(rdb, online.StreamOptions{Stream: "outcomes", Group: "learners", Consumer: host})
 //	go src.Run(ctx, loop)
 //

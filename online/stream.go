@@ -147,6 +147,15 @@ type StreamOptions struct {
 	// Block is how long one read waits for entries; the context is
 	// checked between reads. Default 200ms.
 	Block time.Duration
+	// FlushDelay is how long an entry applied to the sink may wait for its
+	// acknowledgement, so that a slow stream still fills mini-batches:
+	// the source calls Sink.Flush (which trains the loop's partial batch)
+	// and acknowledges once the oldest unacknowledged entry has waited
+	// FlushDelay, once Count entries wait, and when Run ends. Rows that
+	// fill a batch train at once either way. Default one second; negative
+	// flushes after every read, so that at a low rate every update trains
+	// the few rows of one read. It must be less than ClaimIdle.
+	FlushDelay time.Duration
 	// ClaimIdle is how long an entry another consumer read stays
 	// unacknowledged before this one claims it (XAUTOCLAIM), so that the
 	// outcomes a crashed consumer held are applied by a live one. Default
@@ -173,6 +182,13 @@ type StreamStats struct {
 // pending prediction); until then it stays pending in the group, so a
 // consumer that dies loses nothing: it re-reads its pending entries when
 // it restarts, and other consumers claim them after ClaimIdle.
+//
+// A Loop joins only the predictions it logged itself, and a consumer
+// group shares a stream's entries among its consumers: replicas that each
+// run a Loop need a stream each (outcomes:<replica>, with the replica in
+// the request id so that the outcome reaches the replica that predicted);
+// two replicas reading one stream in one group would each drop the
+// outcomes of the other's predictions as unmatched.
 type RedisStreamSource struct {
 	rdb  redis.UniversalClient
 	opts StreamOptions
@@ -203,6 +219,14 @@ func NewRedisStreamSource(rdb redis.UniversalClient, opts StreamOptions) (*Redis
 	if opts.ClaimIdle == 0 {
 		opts.ClaimIdle = time.Minute
 	}
+	if opts.FlushDelay == 0 {
+		opts.FlushDelay = time.Second
+	}
+	if opts.ClaimIdle > 0 && opts.FlushDelay >= opts.ClaimIdle {
+		// Entries waiting for their flush would look abandoned to the
+		// other consumers, which would claim them.
+		return nil, fmt.Errorf("%w: StreamOptions FlushDelay %v, want less than ClaimIdle %v", ErrConfig, opts.FlushDelay, opts.ClaimIdle)
+	}
 	s := &RedisStreamSource{rdb: rdb, opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -211,14 +235,16 @@ func NewRedisStreamSource(rdb redis.UniversalClient, opts StreamOptions) (*Redis
 	return s, nil
 }
 
-// Run reads the stream until ctx ends, feeding every outcome to sink,
-// then calling sink.Flush and acknowledging the entries of each read. It
+// Run reads the stream until ctx ends, feeding every outcome to sink, and
+// acknowledges the entries after sink.Flush returns (see FlushDelay). It
 // first re-reads this consumer's pending entries (delivered before a
 // crash or restart, never acknowledged), then, every ClaimIdle/2, claims
 // entries other consumers left pending for ClaimIdle, and reads new ones.
 // A sink error other than ErrUnknownRequest and ErrOutcome (which are
-// counted and acknowledged) ends Run with that error and leaves the read's
-// entries pending. Run returns ctx's error wrapped when ctx ends.
+// counted and acknowledged) ends Run with that error and leaves the
+// unacknowledged entries pending. When ctx ends, Run flushes and
+// acknowledges what it applied (taking at most five seconds more) and
+// returns ctx's error wrapped.
 func (s *RedisStreamSource) Run(ctx context.Context, sink Sink) (StreamStats, error) {
 	var st StreamStats
 	err := s.run(ctx, sink, &st)
@@ -235,27 +261,33 @@ func (s *RedisStreamSource) run(ctx context.Context, sink Sink, st *StreamStats)
 	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 		return s.redisErr(ctx, "create group", err)
 	}
+	a := &acker{}
 	next := "0" // own pending entries first
 	var lastClaim time.Time
 	for {
+		if a.due(s.opts) {
+			if err := s.ack(ctx, sink, a, st); err != nil {
+				return err
+			}
+		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("online: stream %q: %w", s.opts.Stream, err)
+			return s.stop(ctx, sink, a, st)
 		}
 		if next == ">" && s.opts.ClaimIdle > 0 && time.Since(lastClaim) >= s.opts.ClaimIdle/2 {
 			lastClaim = time.Now()
-			if err := s.claim(ctx, sink, st); err != nil {
-				return err
+			if err := s.claim(ctx, sink, a, st); err != nil {
+				return s.failed(ctx, sink, a, st, err)
 			}
 		}
 		res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 			Group: s.opts.Group, Consumer: s.opts.Consumer, Streams: []string{s.opts.Stream, next},
-			Count: s.opts.Count, Block: s.opts.Block,
+			Count: s.opts.Count, Block: a.block(s.opts),
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			return s.redisErr(ctx, "xreadgroup", err)
+			return s.failed(ctx, sink, a, st, s.redisErr(ctx, "xreadgroup", err))
 		}
 		var msgs []redis.XMessage
 		if len(res) > 0 {
@@ -268,15 +300,86 @@ func (s *RedisStreamSource) run(ctx context.Context, sink Sink, st *StreamStats)
 			}
 			next = msgs[len(msgs)-1].ID
 		}
-		if err := s.handle(ctx, sink, msgs, st); err != nil {
-			return err
+		if err := s.handle(ctx, sink, msgs, a, st); err != nil {
+			return s.failed(ctx, sink, a, st, err)
 		}
 	}
 }
 
+// acker holds the ids of the entries applied to the sink and not yet
+// acknowledged, and when the oldest of them was applied.
+type acker struct {
+	ids    []string
+	oldest time.Time
+}
+
+func (a *acker) add(id string) {
+	if len(a.ids) == 0 {
+		a.oldest = time.Now()
+	}
+	a.ids = append(a.ids, id)
+}
+
+// due reports whether the waiting entries are to be flushed and
+// acknowledged now, between two reads.
+func (a *acker) due(o StreamOptions) bool {
+	return len(a.ids) > 0 && (o.FlushDelay < 0 || int64(len(a.ids)) >= o.Count || time.Since(a.oldest) >= o.FlushDelay)
+}
+
+// block is how long the next read may wait: Block, or less when waiting
+// entries come due sooner. Never 0, which Redis reads as "forever".
+func (a *acker) block(o StreamOptions) time.Duration {
+	b := o.Block
+	if len(a.ids) > 0 && o.FlushDelay > 0 {
+		b = min(b, o.FlushDelay-time.Since(a.oldest))
+	}
+	return max(b, time.Millisecond)
+}
+
+// ack flushes the sink, then acknowledges the waiting entries.
+func (s *RedisStreamSource) ack(ctx context.Context, sink Sink, a *acker, st *StreamStats) error {
+	if err := sink.Flush(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("online: stream %q: %w", s.opts.Stream, cerr)
+		}
+		return fmt.Errorf("online: stream %q: flush: %w", s.opts.Stream, err)
+	}
+	n, err := s.rdb.XAck(ctx, s.opts.Stream, s.opts.Group, a.ids...).Result()
+	if err != nil {
+		return s.redisErr(ctx, "xack", err)
+	}
+	st.Acked += uint64(n)
+	a.ids = a.ids[:0]
+	return nil
+}
+
+// stop ends Run when ctx has ended: what was applied is flushed and
+// acknowledged on a context of its own, so that a shutdown leaves no
+// applied entry for redelivery.
+func (s *RedisStreamSource) stop(ctx context.Context, sink Sink, a *acker, st *StreamStats) error {
+	cerr := fmt.Errorf("online: stream %q: %w", s.opts.Stream, ctx.Err())
+	if len(a.ids) == 0 {
+		return cerr
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.ack(fctx, sink, a, st); err != nil {
+		s.log.Warn("online: acknowledging applied outcomes at shutdown", "entries", len(a.ids), "error", err)
+	}
+	return cerr
+}
+
+// failed ends Run with err; when err is ctx's, as stop does.
+func (s *RedisStreamSource) failed(ctx context.Context, sink Sink, a *acker, st *StreamStats, err error) error {
+	if ctx.Err() != nil {
+		return s.stop(ctx, sink, a, st)
+	}
+	return err
+}
+
 // claim takes over the entries other consumers left pending for
 // ClaimIdle, and applies them.
-func (s *RedisStreamSource) claim(ctx context.Context, sink Sink, st *StreamStats) error {
+func (s *RedisStreamSource) claim(ctx context.Context, sink Sink, a *acker, st *StreamStats) error {
 	start := "0-0"
 	for {
 		msgs, nextStart, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
@@ -289,7 +392,7 @@ func (s *RedisStreamSource) claim(ctx context.Context, sink Sink, st *StreamStat
 		if len(msgs) > 0 {
 			st.Claimed += uint64(len(msgs))
 			s.log.Info("online: claimed outcomes left pending by another consumer", "entries", len(msgs))
-			if err := s.handle(ctx, sink, msgs, st); err != nil {
+			if err := s.handle(ctx, sink, msgs, a, st); err != nil {
 				return err
 			}
 		}
@@ -300,18 +403,16 @@ func (s *RedisStreamSource) claim(ctx context.Context, sink Sink, st *StreamStat
 	}
 }
 
-func (s *RedisStreamSource) handle(ctx context.Context, sink Sink, msgs []redis.XMessage, st *StreamStats) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(msgs))
+// handle feeds msgs to the sink and adds them to a's waiting entries; run
+// acknowledges them when they are due.
+func (s *RedisStreamSource) handle(ctx context.Context, sink Sink, msgs []redis.XMessage, a *acker, st *StreamStats) error {
 	for _, m := range msgs {
 		st.Read++
-		ids = append(ids, m.ID)
 		o, err := ParseOutcome(m.Values)
 		if err != nil {
 			st.Rejected++
 			s.log.Warn("online: rejected stream entry", "id", m.ID, "error", err)
+			a.add(m.ID)
 			continue
 		}
 		err = sink.Outcome(ctx, o)
@@ -330,18 +431,8 @@ func (s *RedisStreamSource) handle(ctx context.Context, sink Sink, msgs []redis.
 			}
 			return fmt.Errorf("online: stream %q entry %s: %w", s.opts.Stream, m.ID, err)
 		}
+		a.add(m.ID)
 	}
-	if err := sink.Flush(ctx); err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("online: stream %q: %w", s.opts.Stream, cerr)
-		}
-		return fmt.Errorf("online: stream %q: flush: %w", s.opts.Stream, err)
-	}
-	n, err := s.rdb.XAck(ctx, s.opts.Stream, s.opts.Group, ids...).Result()
-	if err != nil {
-		return s.redisErr(ctx, "xack", err)
-	}
-	st.Acked += uint64(n)
 	return nil
 }
 

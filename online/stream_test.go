@@ -70,7 +70,7 @@ func runSource(ctx context.Context, src *online.RedisStreamSource, sink online.S
 
 func quietStream(stream, consumer string) online.StreamOptions {
 	return online.StreamOptions{Stream: stream, Group: "learners", Consumer: consumer, Block: 20 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)}
+		FlushDelay: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 }
 
 func TestRedisStreamSourceJoinsAndAcknowledges(t *testing.T) {
@@ -232,6 +232,61 @@ func TestRedisStreamSourceRedeliversUnacknowledged(t *testing.T) {
 	})
 }
 
+// A slow stream, one outcome per read, still trains in mini-batches: the
+// source acknowledges applied entries once FlushDelay has passed or Run
+// ends, not after every read, so rows wait for their batch to fill. With a
+// negative FlushDelay every read is flushed, and every update trains the
+// one row of its read.
+func TestRedisStreamSourceFillsBatchesOfASlowStream(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		delay                time.Duration
+		updatesBeforeCancel  int64
+		pendingBeforeCancel  int64
+		updatesAfterShutdown int64
+	}{
+		{"delay", time.Hour, 2, 10, 3}, // batches of 4, 4, and the 2 left at shutdown
+		{"every read", -1, 10, 0, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := redisClient(t)
+			clock := newSimClock()
+			s := newSim(t, 1, -1, clock)
+			tr := newTrainer(t, 0.03)
+			l := newLoop(t, s, clock, tr, func(o *online.Options) { o.HoldoutEvery, o.BatchSize = 1000, 4 })
+			ids := predictN(t, l, 10)
+			opts := quietStream("outcomes", "a")
+			opts.FlushDelay = tc.delay
+			if tc.delay > 0 {
+				opts.ClaimIdle = 2 * tc.delay // the delay must stay below it
+			}
+			src, err := online.NewRedisStreamSource(rdb, opts)
+			require.NoError(t, err)
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			done := runSource(rctx, src, l)
+			for i, id := range ids {
+				_, err := online.PublishOutcome(ctx, rdb, "outcomes", online.Outcome{RequestID: id, Label: float64(i % 2)})
+				require.NoError(t, err)
+				waitFor(t, "outcome "+id, func() bool { return l.Stats().Joined == uint64(i+1) })
+			}
+			waitFor(t, "the updates of the reads", func() bool {
+				return tr.Stats().Updates == tc.updatesBeforeCancel &&
+					pendingCount(t, rdb, "outcomes", "learners") == tc.pendingBeforeCancel
+			})
+			cancel()
+			res := <-done
+			require.ErrorIs(t, res.err, context.Canceled)
+			require.Equal(t, uint64(10), res.st.Acked, "every applied entry is acknowledged by the time Run returns")
+			require.Equal(t, int64(0), pendingCount(t, rdb, "outcomes", "learners"))
+			ts := tr.Stats()
+			require.Equal(t, tc.updatesAfterShutdown, ts.Updates)
+			require.Equal(t, int64(10), ts.UpdateRows, "every row trained before its entry was acknowledged")
+		})
+	}
+}
+
 func TestRedisStreamSourceConfig(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer rdb.Close()
@@ -240,6 +295,8 @@ func TestRedisStreamSourceConfig(t *testing.T) {
 		{Stream: "s", Consumer: "c"},
 		{Stream: "s", Group: "g"},
 		{Stream: "s", Group: "g", Consumer: "c", Count: -1},
+		{Stream: "s", Group: "g", Consumer: "c", FlushDelay: time.Minute}, // the default ClaimIdle
+		{Stream: "s", Group: "g", Consumer: "c", FlushDelay: time.Second, ClaimIdle: time.Second},
 	} {
 		_, err := online.NewRedisStreamSource(rdb, o)
 		require.ErrorIs(t, err, online.ErrConfig)
