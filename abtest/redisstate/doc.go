@@ -63,6 +63,9 @@
 //
 // A flush that cannot reach Redis fails (Flush returns an error wrapping
 // ErrRedis; Err and Stats report it) and is retried at the next interval.
+// A Redis that accepts connections but does not answer (hung, partitioned)
+// fails Run's flushes after Options.Timeout, whatever the client's own
+// timeouts, and counts as down the same way.
 // The first failure of an outage is logged as a warning and its end as an
 // info line, never once per flush. Meanwhile every replica keeps serving
 // and deciding from the last pooled numbers plus its own, so its

@@ -95,6 +95,7 @@ type Sync struct {
 	created     time.Time
 	kick        chan struct{}
 	sem         chan struct{} // held while flushing
+	wire        chan struct{} // held while an exchange with Redis runs (see exchange)
 
 	mu       sync.Mutex
 	holders  []*holder
@@ -179,7 +180,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Sync, error) {
 	}
 	s := &Sync{
 		rdb: rdb, opts: opts, incarnation: randomID(),
-		created: time.Now(), kick: make(chan struct{}, 1), sem: make(chan struct{}, 1), done: make(chan struct{}),
+		created: time.Now(), kick: make(chan struct{}, 1), sem: make(chan struct{}, 1), wire: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.log = opts.Logger.With("replica", opts.ReplicaID)
 	return s, nil
@@ -320,8 +321,12 @@ func (s *Sync) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-s.kick:
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.Timeout)
-		_ = s.Flush(fctx) // recorded in Stats and logged once per outage
+		// The flush's deadline is this Sync's Timeout, not the caller's:
+		// a flush that runs out of it met a Redis too slow to answer (hung,
+		// partitioned), an outage to record and log like a refused one.
+		bg := context.WithoutCancel(ctx)
+		fctx, cancel := context.WithTimeout(bg, s.opts.Timeout)
+		_ = s.flushOnce(bg, fctx) // recorded in Stats and logged once per outage
 		cancel()
 		if end != nil {
 			return end
@@ -361,6 +366,15 @@ func (s *Sync) Close() error {
 // and nothing is lost: the next flush sends everything since the last
 // acknowledged one), ErrCorrupt, or ctx's error.
 func (s *Sync) Flush(ctx context.Context) error {
+	return s.flushOnce(ctx, ctx)
+}
+
+// flushOnce runs one flush under ctx. caller is the context whose end
+// means the caller gave up, which says nothing about Redis: a flush that
+// fails once caller is done is not recorded. Run passes a caller that
+// never ends, so that its own deadline (Options.Timeout) counts as Redis
+// failing to answer.
+func (s *Sync) flushOnce(caller, ctx context.Context) error {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -378,7 +392,12 @@ func (s *Sync) Flush(ctx context.Context) error {
 
 	start := time.Now()
 	err := s.flush(ctx, holders, exps)
-	s.record(ctx, err, start)
+	if err != nil && caller.Err() == nil && ctx.Err() != nil && !errors.Is(err, ErrRedis) {
+		// Ran out of time in a step that does not wrap ErrRedis (loading
+		// the scripts): still Redis not answering in time.
+		err = fmt.Errorf("%w: flush: %w", ErrRedis, err)
+	}
+	s.record(caller, err, start)
 	return err
 }
 
@@ -448,18 +467,24 @@ func (s *Sync) flush(ctx context.Context, holders []*holder, exps []*expSync) er
 			_, err := pipe.Exec(ctx)
 			return err
 		}
-		err := run()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if lerr := s.loadScripts(ctx); lerr != nil {
-				return nil, nil, lerr
+		err := s.exchange(ctx, func() error {
+			err := run()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				if lerr := s.loadScripts(ctx); lerr != nil {
+					return lerr
+				}
+				err = run()
 			}
-			err = run()
-		}
+			return err
+		})
 		var reply redis.Error
-		if err != nil && !errors.As(err, &reply) {
-			return nil, nil, fmt.Errorf("%w: flush: %w", ErrRedis, err)
+		switch {
+		case err == nil || errors.As(err, &reply):
+			return hc, sc, nil
+		case errors.Is(err, ErrRedis):
+			return nil, nil, err
 		}
-		return hc, sc, nil
+		return nil, nil, fmt.Errorf("%w: flush: %w", ErrRedis, err)
 	}
 
 	all := make([]int, len(holders))
@@ -505,6 +530,35 @@ func (s *Sync) flush(ctx context.Context, holders []*holder, exps []*expSync) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// exchange runs fn, one exchange with Redis, and returns its error, or
+// ctx's as soon as ctx ends. go-redis honours a context's deadline only on
+// clients built with ContextTimeoutEnabled; elsewhere a hung server holds
+// a call until the client's ReadTimeout (5s by default), and
+// Options.Timeout must bound a flush whatever the client. An exchange
+// given up on runs on in the background until the client's own timeouts
+// end it (its reply is ignored; the per-process sequence numbers make a
+// late delivery harmless), and until it has, the next exchange fails at
+// once instead of piling connections onto a hung server.
+func (s *Sync) exchange(ctx context.Context, fn func() error) error {
+	select {
+	case s.wire <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: the previous exchange is still waiting for an answer", ErrRedis)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := fn()
+		<-s.wire // before done: the caller may start the next exchange at once
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: no answer: %w", ErrRedis, ctx.Err())
+	}
 }
 
 func (s *Sync) loadScripts(ctx context.Context) error {
@@ -702,8 +756,8 @@ func contains(xs []string, x string) bool {
 
 // record updates the statistics after a flush and logs the start and end
 // of an outage, once each.
-func (s *Sync) record(ctx context.Context, err error, start time.Time) {
-	if ctx.Err() != nil && err != nil {
+func (s *Sync) record(caller context.Context, err error, start time.Time) {
+	if caller.Err() != nil && err != nil {
 		// Ended by the caller's context: says nothing about Redis.
 		return
 	}

@@ -125,6 +125,56 @@ func TestOutageLoggedOnceAndReported(t *testing.T) {
 	}
 }
 
+// A Redis that hangs (accepts connections, answers nothing) is an outage
+// too: Run's flushes end at Options.Timeout, the outage is logged once as
+// a warning and reported by Err, the replica keeps counting locally, and
+// sharing resumes, logged, when Redis answers again.
+func TestHungRedisIsAnOutage(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	rs := newReplicas(t, srv.Addr, 2, Options{FlushInterval: 20 * time.Millisecond, Timeout: 150 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var g errgroup.Group
+	for _, r := range rs {
+		g.Go(func() error { return r.s.Run(ctx) })
+	}
+	defer func() {
+		cancel()
+		_ = g.Wait()
+	}()
+	require.NoError(t, rs[1].tr.ObserveRequest("control", time.Millisecond, false))
+	waitFor(t, 10*time.Second, "sharing before the hang", func() bool {
+		v, _ := rs[0].tr.Variant("control")
+		return v.Requests == 1
+	})
+
+	srv.Pause()
+	tookWarn := waitFor(t, 10*time.Second, "the outage warning", func() bool {
+		return rs[0].log.count(slog.LevelWarn, "redis unavailable") == 1
+	})
+	require.Less(t, tookWarn, 3*time.Second, "bounded by Options.Timeout (150ms), not by the client's 5s ReadTimeout")
+	require.ErrorIs(t, rs[0].s.Err(), ErrRedis)
+	for range 3 {
+		require.NoError(t, rs[0].tr.ObserveRequest("control", time.Millisecond, false), "the hot path never waits for Redis")
+	}
+	require.NoError(t, rs[1].tr.ObserveRequest("control", time.Millisecond, false))
+	v, err := rs[0].tr.Variant("control")
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), v.Requests, "during the outage: the last pooled numbers plus this replica's own")
+
+	srv.Resume()
+	tookBack := waitFor(t, 10*time.Second, "sharing after the hang", func() bool {
+		a, _ := rs[0].tr.Variant("control")
+		b, _ := rs[1].tr.Variant("control")
+		return a.Requests == 5 && b.Requests == 5
+	})
+	waitFor(t, 10*time.Second, "the end of the outage logged", func() bool {
+		return rs[0].log.count(slog.LevelInfo, "available again") == 1
+	})
+	require.Equal(t, 1, rs[0].log.count(slog.LevelWarn, "redis unavailable"), "once per outage")
+	require.NotZero(t, rs[0].s.Stats().Failures)
+	t.Logf("outage logged %v after the hang began (timeout 150ms); sharing resumed %v after Redis did", tookWarn, tookBack)
+}
+
 func TestOptionsAndLifecycle(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	rdb := newClient(t, srv.Addr)

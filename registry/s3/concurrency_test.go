@@ -235,3 +235,95 @@ func TestDeleteRacesAliasMove(t *testing.T) {
 		require.False(t, snap.Versions[i].Archived)
 	}
 }
+
+// TestReaderNeverSeesHalfPublishedVersion: readers in other Stores, one
+// with a cached listing and one cold, look at the bucket in the middle of a
+// publish (its first artifact uploaded, the rest and the manifest not), and
+// then poll while another Store publishes: no reader ever lists, gets,
+// resolves or fetches a version before its manifest is committed, and every
+// version a reader lists fetches whole, its checksums verified.
+func TestReaderNeverSeesHalfPublishedVersion(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	w := e.open(t)
+	publishMLP(t, w, "m", "one")
+	warm := e.open(t)
+	_, err := warm.Scan(ctx, "m")
+	require.NoError(t, err)
+
+	hooked := 0
+	uploadHook = func(file string) {
+		if file != "vocab.txt" {
+			return
+		}
+		hooked++
+		_, _, err := w.statObject(ctx, w.fileKey("m", 2, "model.onnx"))
+		require.NoError(t, err, "in the middle of the publish: an artifact of version 2 is uploaded")
+		for _, rd := range []*Store{warm, e.open(t)} {
+			snap, err := rd.Scan(ctx, "m")
+			require.NoError(t, err)
+			require.Len(t, snap.Versions, 1, "version 2 is not listed before its commit")
+			require.Empty(t, snap.Broken)
+			_, err = rd.Get(ctx, "m", 2)
+			require.ErrorIs(t, err, registry.ErrNotFound)
+			_, _, err = rd.Fetch(ctx, "m", 2)
+			require.ErrorIs(t, err, registry.ErrNotFound)
+			latest, err := rd.Resolve(ctx, "m", registry.Latest)
+			require.NoError(t, err)
+			require.Equal(t, int64(1), latest.Number)
+		}
+	}
+	v2 := publishMLP(t, w, "m", "two")
+	uploadHook = nil
+	require.Equal(t, 1, hooked)
+	snap, err := warm.Scan(ctx, "m")
+	require.NoError(t, err)
+	require.Len(t, snap.Versions, 2, "committed: listed at once")
+	require.Equal(t, v2.Created, snap.Versions[1].Created)
+
+	// Free-running: a publisher in its own goroutine, readers polling.
+	const more = 6
+	model := mlpBytes(t)
+	published := make(chan error, 1)
+	go func() {
+		for i := range more {
+			if _, err := w.Publish(ctx, "m", []registry.File{
+				{Name: "model.onnx", Data: model},
+				{Name: "vocab.txt", Data: fmt.Appendf(nil, "tag-%d", i)},
+			}, registry.Meta{}); err != nil {
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+	cold := e.open(t)
+	verified := map[int64]bool{}
+	check := func() {
+		for _, rd := range []*Store{warm, cold} {
+			snap, err := rd.Scan(ctx, "m")
+			require.NoError(t, err)
+			require.Empty(t, snap.Broken)
+			for _, v := range snap.Versions {
+				_, dir, err := rd.Fetch(ctx, "m", v.Number)
+				require.NoError(t, err, "listed version %d fetches whole", v.Number)
+				for _, f := range v.Files {
+					st, err := os.Stat(filepath.Join(dir, f.Name))
+					require.NoError(t, err)
+					require.Equal(t, f.Size, st.Size())
+				}
+				verified[v.Number] = true
+			}
+		}
+	}
+	for done := false; !done; {
+		select {
+		case err := <-published:
+			require.NoError(t, err)
+			done = true
+		default:
+		}
+		check() // one more pass after the last publish
+	}
+	require.Len(t, verified, 2+more)
+}
