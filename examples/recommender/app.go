@@ -437,11 +437,14 @@ func (a *App) openExperiment() error {
 		return err
 	}
 	// The router's tracker counts requests, errors, latency and exposures;
-	// feedback adds conversions to it. abtest's Guardrail judges error
-	// rates and p99 latency only, so the click outcome gets a tracker of
-	// its own in which every answered recommendation is one "request" that
-	// "failed" when it got no click: the same Guardrail then stops a
-	// canary whose no-click rate is significantly worse than production's.
+	// feedback adds conversions to it. A Guardrail's
+	// MaxConversionRateDecrease would judge clicks per exposure, but an
+	// exposure counts when the recommendation is answered and its feedback
+	// comes later, if at all, so the click outcome gets a tracker of its
+	// own in which every recommendation with feedback is one "request"
+	// that "failed" when it got no click: the Guardrail's error-rate test
+	// then stops a canary whose no-click rate is significantly worse than
+	// production's, judging only recommendations whose outcome is known.
 	a.clicks, err = abtest.NewTracker("ranker-canary/clicks", a.exp.Variants())
 	if err != nil {
 		return err
