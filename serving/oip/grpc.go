@@ -148,7 +148,7 @@ func (g *GRPCServer) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) 
 	start := time.Now()
 	ir, raw, err := decodeGRPCRequest(req)
 	if err != nil {
-		return nil, g.done(ctx, epInfer, fmt.Errorf("model %q: %w", req.GetModelName(), err))
+		return nil, g.done(ctx, epInfer, g.core.badRequest(ctx, req.GetModelName(), req.GetModelVersion(), err))
 	}
 	res, err := g.core.infer(ctx, req.GetModelName(), req.GetModelVersion(), ir)
 	if err != nil {

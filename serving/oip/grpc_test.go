@@ -125,6 +125,12 @@ func TestGRPCHealthAndMetadata(t *testing.T) {
 	requireCode(t, err, codes.NotFound, `"nope" is not served`)
 	_, err = client.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "mlp", Version: "2"})
 	requireCode(t, err, codes.NotFound, "not versioned")
+	// An unknown model is NotFound whatever the request holds; a known
+	// one with a request that does not decode is InvalidArgument.
+	_, err = client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: "nope"})
+	requireCode(t, err, codes.NotFound, `"nope" is not served`)
+	_, err = client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: "mlp"})
+	requireCode(t, err, codes.InvalidArgument, `model "mlp"`)
 }
 
 // Every datatype crosses the gRPC service both ways, as typed contents

@@ -229,7 +229,8 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) int {
 	}
 	req, err := decodeInferRequest(body, headerLen)
 	if err != nil {
-		return h.fail(w, r, httpStatus(err), fmt.Errorf("model %q: %w", name, err))
+		err = h.core.badRequest(r.Context(), name, version, err)
+		return h.fail(w, r, httpStatus(err), err)
 	}
 	res, err := h.core.infer(r.Context(), name, version, req)
 	if err != nil {

@@ -366,6 +366,10 @@ func TestBadRequests(t *testing.T) {
 		{"gzip", url, http.Header{"Content-Encoding": {"gzip"}}, `{}`, 415, `Content-Encoding "gzip"`, ""},
 		{"unknown model", ts.URL + "/v2/models/nope/infer", nil, `{"inputs": [` + jsonOf(t, x) + `]}`, 404, `"nope" is not served`, ""},
 		{"version of unversioned", ts.URL + "/v2/models/mlp/versions/1/infer", nil, `{"inputs": [` + jsonOf(t, x) + `]}`, 404, "not versioned", ""},
+		// A client that names the wrong model learns that first, whatever
+		// its body.
+		{"unknown model, bad body", ts.URL + "/v2/models/nope/infer", nil, `{}`, 404, `"nope" is not served`, ""},
+		{"unknown version, bad body", ts.URL + "/v2/models/mlp/versions/1/infer", nil, `{"inputs": 1}`, 404, "not versioned", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

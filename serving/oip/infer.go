@@ -2,6 +2,7 @@ package oip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -143,6 +144,17 @@ type resultOutput struct {
 }
 
 // infer runs req on the model name serves at version.
+// badRequest is the error for a request to name at version whose body did
+// not decode (err): an unknown model or version, when it is one, since a
+// client that names the wrong model learns that first, whatever its body;
+// otherwise err, naming the model.
+func (c *core) badRequest(ctx context.Context, name, version string, err error) error {
+	if _, merr := c.repo.Model(ctx, name, version); errors.Is(merr, ErrModelNotFound) || errors.Is(merr, ErrVersionNotFound) {
+		return merr
+	}
+	return fmt.Errorf("model %q: %w", name, err)
+}
+
 func (c *core) infer(ctx context.Context, name, version string, req *inferRequest) (inferResult, error) {
 	m, err := c.repo.Model(ctx, name, version)
 	if err != nil {
