@@ -158,6 +158,7 @@ type App struct {
 	// Features: the in-process store, optionally behind a Redis tier.
 	mem     *features.Memory
 	rdb     *redis.Client
+	tier    *redisstore.Tier // nil without Redis
 	feats   features.Store
 	userSel *features.Selection
 	itemSel *features.Selection
@@ -335,7 +336,8 @@ func (a *App) openFeatures(ctx context.Context) error {
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis at %s: %w", a.cfg.Redis, err)
 		}
-		a.feats = redisstore.New(a.mem, a.rdb, redisstore.Options{Prefix: "quiver:recommender", Logger: a.log})
+		a.tier = redisstore.New(a.mem, a.rdb, redisstore.Options{Prefix: "quiver:recommender", Logger: a.log})
+		a.feats = a.tier
 		a.startup.RedisTier = a.cfg.Redis
 	}
 	if err := loadFeatures(ctx, a.feats, a.world); err != nil {

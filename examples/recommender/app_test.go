@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -570,11 +571,23 @@ func TestRedisTier(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(small.Users+small.Items), n)
 
+	metrics := func() string {
+		a := doHTTP(t, http.MethodGet, base+"/metrics", nil)
+		require.Equal(t, http.StatusOK, a.status)
+		return string(a.body)
+	}
+	require.Contains(t, metrics(), fmt.Sprintf(`quiver_features_redis_writes_total{store="online"} %d`, small.Users+small.Items))
+	require.Contains(t, metrics(), `quiver_features_redis_errors_total{kind="failed",store="online"} 0`)
+
 	// A Redis that is gone leaves the rows this replica holds serving.
 	rs.Kill()
 	rec, a = getRec(t, base, "user=u9&k=4")
 	require.Equal(t, http.StatusOK, a.status, string(a.body))
 	require.Len(t, rec.Items, 4)
+	// A read that misses the local rows goes to Redis, fails, and is
+	// counted; the request still answers, without the row.
+	_, _ = app.feats.GetRow(context.Background(), userView.Name, "nobody")
+	require.NotContains(t, metrics(), `quiver_features_redis_errors_total{kind="failed",store="online"} 0`)
 }
 
 func TestRestartReusesTheRegistry(t *testing.T) {

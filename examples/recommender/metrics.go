@@ -50,6 +50,9 @@ func (a *App) newMetrics() (*prometheus.Registry, *httpMetrics, error) {
 		a.clicks.Collector(nil),                 // experiment="ranker-canary/clicks"
 		a.oip.Collector(nil),                    // quiver_oip_*, protocol="rest"
 	}
+	if a.tier != nil {
+		cs = append(cs, a.tier.Collector(nil)) // quiver_features_redis_*, store="online"
+	}
 	for _, alias := range servedAliases {
 		cs = append(cs, a.batchers[alias].Collector(nil)) // quiver_serving_*, model="ranker@<alias>"
 	}
