@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/quiverml/quiver/abtest"
 	"github.com/quiverml/quiver/abtest/redisstate"
+	"github.com/quiverml/quiver/internal/logtest"
 	"github.com/quiverml/quiver/internal/redistest"
 	"github.com/quiverml/quiver/internal/s3test"
 	"github.com/quiverml/quiver/registry"
@@ -42,7 +42,7 @@ type svcReplica struct {
 	router *abtest.ModelRouter
 	bandit *abtest.ThompsonBeta
 	sync   *redisstate.Sync
-	log    *syncLog // what the Sync logs
+	log    *logtest.Recorder // what the Sync logs
 
 	mu        sync.Mutex
 	versions  map[string]int64        // alias -> version that answered last
@@ -70,35 +70,6 @@ var (
 	replicaRates = map[string]float64{"a": 0.04, "b": 0.05, "c": 0.08}
 )
 
-// syncLog records log records for assertions.
-type syncLog struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (l *syncLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *syncLog) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.recs = append(l.recs, r)
-	return nil
-}
-func (l *syncLog) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *syncLog) WithGroup(string) slog.Handler      { return l }
-
-// count returns how many records at level contain msg.
-func (l *syncLog) count(level slog.Level, msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.recs {
-		if r.Level == level && strings.Contains(r.Message, msg) {
-			n++
-		}
-	}
-	return n
-}
-
 func readModel(t *testing.T, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(servingtest.ModelPath(name))
@@ -120,7 +91,7 @@ func newSvcReplica(t *testing.T, ctx context.Context, s3 *s3test.Server, redisAd
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	r := &svcReplica{id: id, versions: map[string]int64{}, firstSeen: map[[2]int64]time.Time{},
-		loadTook: map[int64]time.Duration{}, log: &syncLog{}}
+		loadTook: map[int64]time.Duration{}, log: &logtest.Recorder{}}
 	var err error
 	r.store, err = regs3.Open(ctx, regs3.Options{
 		Endpoint: s3.Endpoint, Bucket: s3.Bucket(), Prefix: "models", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
@@ -520,7 +491,7 @@ func TestReplicasShareRegistryAndExperiments(t *testing.T) {
 	rd.Kill()
 	waitUntil(t, 30*time.Second, "every replica logging the Redis outage", func() bool {
 		for _, r := range rs {
-			if r.log.count(slog.LevelWarn, "redis unavailable") == 0 {
+			if r.log.Count(slog.LevelWarn, "redis unavailable") == 0 {
 				return false
 			}
 		}
@@ -540,7 +511,7 @@ func TestReplicasShareRegistryAndExperiments(t *testing.T) {
 	want := pooled0 + 50 + 100 + 150
 	took := waitUntil(t, 30*time.Second, "every replica sharing again", func() bool {
 		for _, r := range rs {
-			if r.pooledRequests() != want || r.log.count(slog.LevelInfo, "available again") == 0 {
+			if r.pooledRequests() != want || r.log.Count(slog.LevelInfo, "available again") == 0 {
 				return false
 			}
 		}
@@ -548,7 +519,7 @@ func TestReplicasShareRegistryAndExperiments(t *testing.T) {
 	})
 	t.Logf("after Redis returned, every replica held every replica's outage traffic %v later", took.Round(time.Millisecond))
 	for _, r := range rs {
-		require.Equal(t, 1, r.log.count(slog.LevelWarn, "redis unavailable"), "%s: the outage is logged once", r.id)
+		require.Equal(t, 1, r.log.Count(slog.LevelWarn, "redis unavailable"), "%s: the outage is logged once", r.id)
 		require.NoError(t, r.sync.Err(), r.id)
 		require.True(t, r.exp.Stopped("canary"), "%s: the stop outlives Redis losing its data", r.id)
 	}

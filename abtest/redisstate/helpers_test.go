@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverml/quiver/abtest"
+	"github.com/quiverml/quiver/internal/logtest"
 )
 
 var variants = []string{"control", "canary"}
@@ -31,35 +31,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// logs records what a Sync logs, for assertions on the test goroutine.
-type logs struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logs) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.recs = append(l.recs, r)
-	return nil
-}
-func (l *logs) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logs) WithGroup(string) slog.Handler      { return l }
-
-// count returns how many records at level contain msg.
-func (l *logs) count(level slog.Level, msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.recs {
-		if r.Level == level && strings.Contains(r.Message, msg) {
-			n++
-		}
-	}
-	return n
-}
-
 // replica is one service replica: its own client, Sync, tracker, bandit
 // and experiment.
 type replica struct {
@@ -69,7 +40,7 @@ type replica struct {
 	tr  *abtest.Tracker
 	b   *abtest.ThompsonBeta
 	e   *abtest.Experiment
-	log *logs
+	log *logtest.Recorder
 }
 
 func newClient(t testing.TB, addr string) *redis.Client {
@@ -84,7 +55,7 @@ func newClient(t testing.TB, addr string) *redis.Client {
 
 func newReplica(t testing.TB, addr, id string, opts Options) *replica {
 	t.Helper()
-	r := &replica{id: id, rdb: newClient(t, addr), log: &logs{}}
+	r := &replica{id: id, rdb: newClient(t, addr), log: &logtest.Recorder{}}
 	opts.ReplicaID = id
 	if opts.Logger == nil {
 		opts.Logger = slog.New(r.log)

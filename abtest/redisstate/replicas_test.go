@@ -171,7 +171,7 @@ func TestCorruptAggregateIsRebuilt(t *testing.T) {
 		converge(t, ctx, ref, rs, 3)
 	}
 	require.Equal(t, uint64(4), rs[0].s.Stats().Corrupt, "the first replica to flush found each")
-	require.Equal(t, 4, rs[0].log.count(slog.LevelWarn, "did not write"))
+	require.Equal(t, 4, rs[0].log.Count(slog.LevelWarn, "did not write"))
 }
 
 // Stop decisions and resumes taken on one replica reach the others; a

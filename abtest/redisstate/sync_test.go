@@ -113,11 +113,11 @@ func TestOutageLoggedOnceAndReported(t *testing.T) {
 		st := r.s.Stats()
 		require.ErrorIs(t, st.Err, ErrRedis)
 		require.Equal(t, uint64(4*outage), st.Failures)
-		require.Equal(t, outage, r.log.count(slog.LevelWarn, "redis unavailable"), "once per outage")
+		require.Equal(t, outage, r.log.Count(slog.LevelWarn, "redis unavailable"), "once per outage")
 		srv.Restart()
 		require.NoError(t, r.s.Flush(ctx))
 		require.NoError(t, r.s.Err())
-		require.Equal(t, outage, r.log.count(slog.LevelInfo, "available again"))
+		require.Equal(t, outage, r.log.Count(slog.LevelInfo, "available again"))
 		require.Less(t, r.s.Stats().Staleness, 10*time.Second)
 		v, err := r.tr.Variant("control")
 		require.NoError(t, err)
@@ -149,7 +149,7 @@ func TestHungRedisIsAnOutage(t *testing.T) {
 
 	srv.Pause()
 	tookWarn := waitFor(t, 10*time.Second, "the outage warning", func() bool {
-		return rs[0].log.count(slog.LevelWarn, "redis unavailable") == 1
+		return rs[0].log.Count(slog.LevelWarn, "redis unavailable") == 1
 	})
 	require.Less(t, tookWarn, 3*time.Second, "bounded by Options.Timeout (150ms), not by the client's 5s ReadTimeout")
 	require.ErrorIs(t, rs[0].s.Err(), ErrRedis)
@@ -168,9 +168,9 @@ func TestHungRedisIsAnOutage(t *testing.T) {
 		return a.Requests == 5 && b.Requests == 5
 	})
 	waitFor(t, 10*time.Second, "the end of the outage logged", func() bool {
-		return rs[0].log.count(slog.LevelInfo, "available again") == 1
+		return rs[0].log.Count(slog.LevelInfo, "available again") == 1
 	})
-	require.Equal(t, 1, rs[0].log.count(slog.LevelWarn, "redis unavailable"), "once per outage")
+	require.Equal(t, 1, rs[0].log.Count(slog.LevelWarn, "redis unavailable"), "once per outage")
 	require.NotZero(t, rs[0].s.Stats().Failures)
 	t.Logf("outage logged %v after the hang began (timeout 150ms); sharing resumed %v after Redis did", tookWarn, tookBack)
 }
