@@ -17,10 +17,14 @@ import (
 // audit records one change as its own object, .audit/<time>-<random>.json:
 // keys sort by time (to the nanosecond, by the writer's clock), and
 // concurrent writers never contend on a shared log. The record is
-// registry.AuditEvent as one JSON line, as registry.Store appends it.
+// registry.AuditEvent as one JSON line, as registry.Store appends it. Then
+// it calls Options.OnChange.
 func (s *Store) audit(ctx context.Context, e registry.AuditEvent) error {
 	e.Time = s.opts.Now().UTC()
 	e.Actor = registry.ActorFrom(ctx, s.opts.Actor)
+	if s.opts.OnChange != nil {
+		defer s.opts.OnChange(e) // after the record: the change is made either way
+	}
 	line, err := json.Marshal(e)
 	if err == nil {
 		key := fmt.Sprintf("%s%020d-%016x.json", s.auditPrefix(), e.Time.UnixNano(), rand.Uint64())

@@ -76,6 +76,15 @@ type Options struct {
 	Name string
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+	// OnChange, when set, is called after each change this Store makes
+	// (publish, alias move, rollback, alias deletion, tag, archive,
+	// version deletion), once the change is visible to every reader, with
+	// the change's audit event, whether or not its audit record could be
+	// written. It runs on the writer's goroutine before the write returns,
+	// so it should be quick. registry/redisnotify's Notifier.Publish
+	// tells the other replicas at once, so that they need not wait for
+	// their next poll.
+	OnChange func(registry.AuditEvent)
 }
 
 // Store is a model registry in an S3 bucket with a local cache; see the
