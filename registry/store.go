@@ -78,6 +78,14 @@ type Options struct {
 	AliasHistory int
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+	// OnChange, when set, is called after each change this Store makes,
+	// once it is durable, with the change's audit event (whether or not
+	// the audit log append succeeded), on the writer's goroutine before
+	// the write returns, so it should be quick. Processes sharing the
+	// folder can learn of changes at once through
+	// registry/redisnotify's Notifier.Publish rather than at their next
+	// poll.
+	OnChange func(AuditEvent)
 }
 
 // Store is a model registry in a directory tree:
@@ -669,6 +677,9 @@ func (s *Store) lock() (func(), error) {
 func (s *Store) audit(ctx context.Context, e AuditEvent) error {
 	e.Time = s.opts.Now().UTC()
 	e.Actor = actorFrom(ctx, s.opts.Actor)
+	if s.opts.OnChange != nil {
+		defer s.opts.OnChange(e) // after the append: the change is made either way
+	}
 	if err := appendAudit(filepath.Join(s.root, AuditFile), e); err != nil {
 		s.log.Error("registry: audit log append failed", "action", e.Action, "model", e.Model, "error", err)
 		return fmt.Errorf("registry: %s %s: the change is made but the audit log append failed: %w", e.Action, e.Model, err)
