@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/quiverml/quiver/abtest"
+	"github.com/quiverml/quiver/abtest/redisstate"
 	"github.com/quiverml/quiver/features"
 	"github.com/quiverml/quiver/features/redisstore"
 	"github.com/quiverml/quiver/registry"
@@ -36,8 +37,12 @@ type Config struct {
 	// folder that Close removes.
 	DataDir string
 	// Redis, when set, is the address of a Redis server that becomes the
-	// feature store's shared tier (features/redisstore). Empty means the
-	// in-process store alone.
+	// feature store's shared tier (features/redisstore, keys under
+	// "quiver:recommender:features") and pools the
+	// experiment's numbers and guardrail stops with every replica using
+	// the same Redis (abtest/redisstate, keys under
+	// "quiver:recommender:abtest"). Empty means the in-process store and
+	// per-process experiment numbers.
 	Redis string
 	// Users and Items size the generated world. Zero means 2,000 users and
 	// 10,000 items.
@@ -159,6 +164,7 @@ type App struct {
 	mem     *features.Memory
 	rdb     *redis.Client
 	tier    *redisstore.Tier // nil without Redis
+	share   *redisstate.Sync // the experiment's numbers pooled through Redis; nil without
 	feats   features.Store
 	userSel *features.Selection
 	itemSel *features.Selection
@@ -317,9 +323,17 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.handler = a.routes()
 
-	// 6. Background work: the guardrails' loop and the registry's events.
+	// 6. Background work: the guardrails' loop, the registry's events and,
+	// with Redis, the experiment's pooling.
 	a.bg.Add(1)
 	go a.watchGuardrails(bg)
+	if a.share != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = a.share.Run(bg) // flushes once more when bg ends; outages are logged by the Sync
+		}()
+	}
 	a.events.Add(1)
 	go a.watchRegistry()
 	return a, nil
@@ -336,7 +350,7 @@ func (a *App) openFeatures(ctx context.Context) error {
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis at %s: %w", a.cfg.Redis, err)
 		}
-		a.tier = redisstore.New(a.mem, a.rdb, redisstore.Options{Prefix: "quiver:recommender", Logger: a.log})
+		a.tier = redisstore.New(a.mem, a.rdb, redisstore.Options{Prefix: "quiver:recommender:features", Logger: a.log})
 		a.feats = a.tier
 		a.startup.RedisTier = a.cfg.Redis
 	}
@@ -464,7 +478,16 @@ func (a *App) openExperiment() error {
 		return err
 	}
 	a.guards = []guard{{"clicks", clickGuard}, {"serving", servingGuard}}
-	return nil
+	if a.rdb == nil {
+		return nil
+	}
+	// With Redis, every replica's trackers and guardrails judge the
+	// numbers of all of them, and a stop decided on one reaches the rest.
+	a.share, err = redisstate.New(a.rdb, redisstate.Options{Prefix: "quiver:recommender:abtest", Logger: a.log})
+	if err != nil {
+		return err
+	}
+	return errors.Join(a.share.Tracker(a.router.Tracker()), a.share.Tracker(a.clicks), a.share.Experiment(a.exp))
 }
 
 // watchGuardrails judges the canary every GuardrailInterval until ctx ends.
@@ -559,7 +582,8 @@ func (a *App) Ready() (bool, []string) {
 }
 
 // Close shuts the service down in dependency order: the guardrail loop,
-// the router (it waits for requests in flight and for the shadow copies
+// the experiment's pooling through Redis (after a last flush), the router
+// (it waits for requests in flight and for the shadow copies
 // already queued), the batchers (each runs what it queued), the registry
 // Server (it closes every loaded version once its last request returns),
 // the feature store, Redis, the vector index, and a temporary registry
@@ -578,6 +602,9 @@ func (a *App) Close() error {
 		a.stop()
 	}
 	a.bg.Wait()
+	if a.share != nil {
+		errs = append(errs, a.share.Close())
+	}
 	if a.router != nil {
 		errs = append(errs, a.router.Close())
 	}

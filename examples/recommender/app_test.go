@@ -567,9 +567,9 @@ func TestRedisTier(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.status, string(a.body))
 	require.Len(t, rec.Items, 4)
 	// Every row went through Redis too.
-	n, err := app.rdb.DBSize(context.Background()).Result()
+	keys, err := app.rdb.Keys(context.Background(), "quiver:recommender:features:*").Result()
 	require.NoError(t, err)
-	require.Equal(t, int64(small.Users+small.Items), n)
+	require.Len(t, keys, small.Users+small.Items)
 
 	metrics := func() string {
 		a := doHTTP(t, http.MethodGet, base+"/metrics", nil)
@@ -588,6 +588,51 @@ func TestRedisTier(t *testing.T) {
 	// counted; the request still answers, without the row.
 	_, _ = app.feats.GetRow(context.Background(), userView.Name, "nobody")
 	require.NotContains(t, metrics(), `quiver_features_redis_errors_total{kind="failed",store="online"} 0`)
+}
+
+// Two replicas on one Redis pool their experiment: each one's /experiment
+// counts the other's recommendations and clicks once both have flushed,
+// and a canary stopped on one is stopped on the other.
+func TestRedisSharesTheExperiment(t *testing.T) {
+	ctx := context.Background()
+	rs := redistest.Start(t, redistest.Options{})
+	cfg := small
+	cfg.Redis = rs.Addr
+	a, baseA := newTestApp(t, cfg) // each Run flushes every 250ms too; the explicit flushes bound the wait
+	b, baseB := newTestApp(t, cfg)
+	variant := func(base, name string) VariantSnapshot {
+		var snap Snapshot
+		r := doHTTP(t, http.MethodGet, base+"/experiment", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		require.NoError(t, json.Unmarshal(r.body, &snap), string(r.body))
+		i := slices.IndexFunc(snap.Variants, func(v VariantSnapshot) bool { return v.Name == name })
+		require.GreaterOrEqual(t, i, 0)
+		return snap.Variants[i]
+	}
+	yes := true
+	for _, base := range []string{baseA, baseA, baseB} {
+		rec, r := getRec(t, base, "user="+userIn(t, a, aliasCanary)+"&k=3")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, aliasCanary, rec.Variant)
+		require.Equal(t, http.StatusOK, postFB(t, base, feedbackRequest{User: rec.User, Item: rec.Items[0].Item, RequestID: rec.RequestID, Clicked: &yes}).status)
+	}
+	for range 2 { // the second round reads what the other sent in the first
+		require.NoError(t, a.share.Flush(ctx))
+		require.NoError(t, b.share.Flush(ctx))
+	}
+	for _, base := range []string{baseA, baseB} {
+		v := variant(base, aliasCanary)
+		require.Equal(t, uint64(3), v.Exposures, "pooled")
+		require.Equal(t, uint64(3), v.Clicks)
+		require.Equal(t, uint64(3), v.Outcomes)
+	}
+
+	// A stop on one replica reaches the other at its next flush.
+	require.NoError(t, a.exp.Stop(aliasCanary))
+	require.NoError(t, a.share.Flush(ctx))
+	require.NoError(t, b.share.Flush(ctx))
+	require.True(t, b.exp.Stopped(aliasCanary))
+	require.True(t, variant(baseB, aliasCanary).Stopped)
 }
 
 func TestRestartReusesTheRegistry(t *testing.T) {

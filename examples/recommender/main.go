@@ -56,7 +56,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to serve on (ignored with -demo, which picks a free loopback port)")
 	flag.StringVar(&o.data, "data", "", "registry folder (default: a temporary folder, removed at exit)")
-	flag.StringVar(&o.redis, "redis", "", "Redis address for the feature store's shared tier (default: in-process only)")
+	flag.StringVar(&o.redis, "redis", "", "Redis address for the feature store's shared tier and the experiment's pooled numbers (default: in-process only)")
 	flag.DurationVar(&o.demo, "demo", 0, "run the built-in load generator for this long, print a report and exit")
 	flag.IntVar(&o.clients, "clients", 64, "concurrent clients of the load generator")
 	flag.IntVar(&o.moves, "moves", 6, "times the load generator moves the production alias between v1 and v2")

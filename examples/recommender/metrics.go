@@ -53,6 +53,9 @@ func (a *App) newMetrics() (*prometheus.Registry, *httpMetrics, error) {
 	if a.tier != nil {
 		cs = append(cs, a.tier.Collector(nil)) // quiver_features_redis_*, store="online"
 	}
+	if a.share != nil {
+		cs = append(cs, a.share.Collector(nil)) // quiver_abtest_sync_*, replica=<host and pid>
+	}
 	for _, alias := range servedAliases {
 		cs = append(cs, a.batchers[alias].Collector(nil)) // quiver_serving_*, model="ranker@<alias>"
 	}
