@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,10 +22,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/quiverml/quiver/internal/redistest"
 	"github.com/quiverml/quiver/registry"
 	"github.com/quiverml/quiver/serving"
+	"github.com/quiverml/quiver/serving/oip/inferencepb"
 	"github.com/quiverml/quiver/serving/onnx"
 )
 
@@ -469,6 +475,64 @@ func TestOpenInferenceProtocol(t *testing.T) {
 	require.InDelta(t, want[0], out.Outputs[0].Data[0], 1e-6)
 }
 
+// The protocol's gRPC flavour answers for the same aliases as /v2, with
+// the same scores, and its calls are counted on /metrics.
+func TestOpenInferenceProtocolOverGRPC(t *testing.T) {
+	ctx := context.Background()
+	app, base := newTestApp(t, small)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer()
+	require.NoError(t, app.RegisterGRPC(gs))
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(ln) }()
+	defer func() {
+		gs.GracefulStop()
+		require.NoError(t, <-served)
+	}()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	client := inferencepb.NewGRPCInferenceServiceClient(conn)
+
+	ready, err := client.ServerReady(ctx, &inferencepb.ServerReadyRequest{})
+	require.NoError(t, err)
+	require.True(t, ready.Ready)
+	_, err = client.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: "nope"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
+	c, err := app.candidates(ctx, "u2", -1)
+	require.NoError(t, err)
+	row := c.rows[:rowWidth]
+	res, err := client.ModelInfer(ctx, &inferencepb.ModelInferRequest{ModelName: "ranker:canary",
+		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, rowWidth},
+			Contents: &inferencepb.InferTensorContents{Fp32Contents: row}}}})
+	require.NoError(t, err)
+	require.Equal(t, "3", res.ModelVersion)
+	require.Len(t, res.Outputs, 1)
+	require.Equal(t, []int64{1, 1}, res.Outputs[0].Shape)
+	got := res.Outputs[0].GetContents().GetFp32Contents()
+	require.Len(t, got, 1)
+
+	body, err := json.Marshal(map[string]any{"inputs": []map[string]any{
+		{"name": "x", "datatype": "FP32", "shape": []int{1, rowWidth}, "data": row}}})
+	require.NoError(t, err)
+	a := doHTTP(t, http.MethodPost, base+"/v2/models/"+url.PathEscape("ranker:canary")+"/infer", body)
+	require.Equal(t, http.StatusOK, a.status, string(a.body))
+	var out struct {
+		Outputs []struct {
+			Data []float32 `json:"data"`
+		} `json:"outputs"`
+	}
+	require.NoError(t, json.Unmarshal(a.body, &out), string(a.body))
+	require.Equal(t, out.Outputs[0].Data, got, "the same score over REST and gRPC")
+
+	a = doHTTP(t, http.MethodGet, base+"/metrics", nil)
+	require.Contains(t, string(a.body), `quiver_oip_requests_total{code="OK",endpoint="infer",protocol="grpc"} 1`)
+	require.Contains(t, string(a.body), `quiver_oip_requests_total{code="NotFound",endpoint="model_metadata",protocol="grpc"} 1`)
+	require.Contains(t, string(a.body), `quiver_oip_requests_total{code="200",endpoint="infer",protocol="rest"} 1`)
+}
+
 // The endpoints behind instrument keep the server's connection controls:
 // the Open Inference Protocol handler bounds the reading of a body with
 // SetReadDeadline, which fails with http.ErrNotSupported through a wrapper
@@ -658,7 +722,7 @@ func TestDemoRunsAndShutsDown(t *testing.T) {
 	var out, logs syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := run(ctx, options{demo: 2 * time.Second, clients: 8, moves: 2, users: 200, items: 1000}, &out, &logs)
+	err := run(ctx, options{demo: 2 * time.Second, clients: 8, moves: 2, users: 200, items: 1000, grpc: "127.0.0.1:0"}, &out, &logs)
 	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", out.Bytes(), logs.Bytes())
 	text := string(out.Bytes())
 	for _, want := range []string{"results after", "failed: 0 and 0", "2 moves of production", "first answer from v2", "shut down cleanly"} {

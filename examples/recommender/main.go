@@ -35,6 +35,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // options are the command's flags.
@@ -42,6 +44,7 @@ type options struct {
 	addr     string
 	data     string
 	redis    string
+	grpc     string
 	demo     time.Duration
 	clients  int
 	moves    int
@@ -56,6 +59,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to serve on (ignored with -demo, which picks a free loopback port)")
 	flag.StringVar(&o.data, "data", "", "registry folder (default: a temporary folder, removed at exit)")
+	flag.StringVar(&o.grpc, "grpc", "", "address for the Open Inference Protocol over gRPC, e.g. 127.0.0.1:8081 (default: off)")
 	flag.StringVar(&o.redis, "redis", "", "Redis address for the feature store's shared tier and the experiment's pooled numbers (default: in-process only)")
 	flag.DurationVar(&o.demo, "demo", 0, "run the built-in load generator for this long, print a report and exit")
 	flag.IntVar(&o.clients, "clients", 64, "concurrent clients of the load generator")
@@ -124,6 +128,20 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
+	var gs *grpc.Server
+	grpcServed := make(chan error, 1)
+	if o.grpc != "" {
+		gln, err := net.Listen("tcp", o.grpc)
+		if err != nil {
+			return errors.Join(fmt.Errorf("-grpc: %w", err), hs.Close(), app.Close())
+		}
+		gs = grpc.NewServer()
+		if err := app.RegisterGRPC(gs); err != nil {
+			return errors.Join(err, gln.Close(), hs.Close(), app.Close())
+		}
+		go func() { grpcServed <- gs.Serve(gln) }()
+		logger.Info("open inference protocol over grpc", "addr", gln.Addr().String())
+	}
 
 	var runErr error
 	if o.demo > 0 {
@@ -150,12 +168,34 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if err := <-served; runErr == nil && !errors.Is(err, http.ErrServerClosed) {
 		runErr = err
 	}
+	if gs != nil {
+		stopGRPC(sctx, gs)
+		if err := <-grpcServed; runErr == nil && err != nil {
+			runErr = err
+		}
+	}
 	closeErr := app.Close()
 	logger.Info("stopped", "shutdown_error", shutErr, "close_error", closeErr)
 	if o.demo > 0 && runErr == nil && shutErr == nil && closeErr == nil {
 		fmt.Fprintln(stdout, "\nshut down cleanly: HTTP server drained, then router, batchers, registry, feature store and index closed")
 	}
 	return errors.Join(runErr, shutErr, closeErr)
+}
+
+// stopGRPC lets the gRPC server's calls in flight finish, and cuts them
+// off when ctx ends first.
+func stopGRPC(ctx context.Context, gs *grpc.Server) {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+	}
 }
 
 // demo drives the service with the load generator and prints the report.

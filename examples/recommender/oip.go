@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"google.golang.org/grpc"
+
 	"github.com/quiverml/quiver/serving/oip"
 )
 
@@ -20,11 +22,26 @@ func (a *App) newOIP() *oip.Handler {
 	return oip.NewHandler(oip.RegistryModels(a.srv, servedAliases...), oip.HandlerOptions{
 		Logger:     a.log,
 		ServerName: "quiver-recommender",
-		Ready: func(context.Context) bool {
-			ok, _ := a.Ready()
-			return ok
-		},
+		Ready:      a.ready,
 	})
+}
+
+func (a *App) ready(context.Context) bool {
+	ok, _ := a.Ready()
+	return ok
+}
+
+// RegisterGRPC registers the protocol's gRPC flavour
+// (inference.GRPCInferenceService) for the same models as /v2 on s, and
+// adds its series (quiver_oip_*, protocol="grpc") to /metrics. Call it once,
+// before s serves.
+func (a *App) RegisterGRPC(s grpc.ServiceRegistrar) error {
+	g := oip.RegisterGRPC(s, oip.RegistryModels(a.srv, servedAliases...), oip.GRPCOptions{
+		Logger:     a.log,
+		ServerName: "quiver-recommender",
+		Ready:      a.ready,
+	})
+	return a.metrics.Register(g.Collector(nil))
 }
 
 // mountOIP serves the protocol under /v2, through instrument so its
