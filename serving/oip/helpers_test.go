@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -88,6 +89,31 @@ func (a answer) get(t testing.TB) response {
 	t.Helper()
 	require.NoError(t, a.err)
 	return a.r
+}
+
+// postStalled posts a body that sends start and then nothing more until
+// the answer has come, and returns the answer; the client gives up after
+// 20 seconds.
+func postStalled(t testing.TB, url, start string) response {
+	t.Helper()
+	pr, pw := io.Pipe()
+	answered := make(chan struct{})
+	go func() {
+		pw.Write([]byte(start))
+		<-answered
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	close(answered)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{resp.StatusCode, resp.Header, b}
 }
 
 // tryPost posts a JSON body and reads the whole answer, reporting failure
